@@ -1,0 +1,1 @@
+"""A GraphQL API generated from SQLModel table models, served over PostgreSQL with Row Level Security."""

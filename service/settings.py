@@ -1,0 +1,99 @@
+"""The service's settings: one pydantic-settings class; nothing else reads the environment."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The development secret. Tokens signed with it are worthless outside a developer's machine,
+# so production refuses to start with it.
+DEFAULT_JWT_SECRET = "dev-secret-change-me-dev-secret-change-me"
+
+
+class Environment(StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    environment: Environment = Environment.development
+
+    # Database. Unset = an embedded PostgreSQL under `service_data_dir`.
+    database_url: str | None = None
+    service_data_dir: Path = Path(".data/postgres")
+    db_pool_size: int = Field(10, ge=1)
+    db_connect_timeout: float = Field(5.0, gt=0)
+    statement_timeout_ms: int = Field(15_000, ge=0)
+    # How long `service migrate` waits for another replica's migration before giving up.
+    migration_lock_timeout: float = Field(300.0, gt=0)
+    # A database migrated past this code's head by a newer release is normal during a rolling
+    # deploy; teams that want to refuse it set this.
+    refuse_newer_schema: bool = False
+
+    # Authentication.
+    jwt_secret: SecretStr = SecretStr(DEFAULT_JWT_SECRET)
+    jwt_jwks_url: str | None = None
+    jwt_jwks_file: Path | None = None
+    jwt_audience: str | None = "authenticated"
+    jwt_leeway_seconds: int = Field(30, ge=0)
+    jwt_allowed_roles: list[str] = ["anon", "authenticated"]
+
+    # GraphQL limits.
+    default_page_size: int = Field(20, ge=1)
+    max_page_size: int = Field(100, ge=1)
+    max_query_depth: int = Field(12, ge=1)
+    max_aliases: int = Field(30, ge=1)
+    max_tokens: int = Field(5_000, ge=1)
+    max_body_bytes: int = Field(1_000_000, ge=1)
+
+    # HTTP.
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    cors_origins: list[str] = []
+    log_format: LogFormat | None = None  # default: json in production, text elsewhere
+    log_level: str = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _empty_url_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @model_validator(mode="after")
+    def _production_is_safe(self) -> Settings:
+        if self.environment is Environment.production:
+            using_secret = not (self.jwt_jwks_url or self.jwt_jwks_file)
+            if using_secret and self.jwt_secret.get_secret_value() == DEFAULT_JWT_SECRET:
+                raise ValueError(
+                    "JWT_SECRET is the built-in development secret; set JWT_SECRET (or "
+                    "JWT_JWKS_URL / JWT_JWKS_FILE) before running with ENVIRONMENT=production"
+                )
+        if self.default_page_size > self.max_page_size:
+            raise ValueError("DEFAULT_PAGE_SIZE must not exceed MAX_PAGE_SIZE")
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment is Environment.production
+
+    @property
+    def effective_log_format(self) -> LogFormat:
+        if self.log_format is not None:
+            return self.log_format
+        return LogFormat.json if self.is_production else LogFormat.text
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
