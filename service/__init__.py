@@ -1,1 +1,1 @@
-"""A GraphQL API generated from SQLModel table models, served over PostgreSQL with Row Level Security."""
+"""A GraphQL API generated from SQLModel table models, served over PostgreSQL with RLS."""

@@ -1,0 +1,1 @@
+"""The database layer: connection URLs, pools, per-transaction context, migrations."""

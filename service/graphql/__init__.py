@@ -1,0 +1,1 @@
+"""The GraphQL API generated from the table models, each operation compiled to SQL."""

@@ -1,0 +1,209 @@
+"""The table models' metadata, read once: columns, keys, relations and Create/Update classes.
+
+Everything the API generates (types, inputs, SQL) is derived from here; nothing below this
+module looks at a model class directly.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import sys
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import Column, Table
+from sqlalchemy.orm import Mapper, RelationshipDirection, configure_mappers
+from sqlmodel import SQLModel
+
+# The GraphQL scalar for each Python type a column may map to.
+_SCALARS: dict[type, str] = {
+    uuid.UUID: "UUID",
+    datetime: "DateTime",
+    date: "Date",
+    str: "String",
+    bool: "Boolean",
+    int: "Int",
+    float: "Float",
+    Decimal: "Float",
+}
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def lower_first(name: str) -> str:
+    return name[:1].lower() + name[1:]
+
+
+def snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    name: str  # in the database
+    field: str  # in GraphQL
+    python_type: type
+    scalar: str  # GraphQL scalar name
+    sql_type: str  # for casts of bound parameters, e.g. "uuid", "timestamptz"
+    nullable: bool
+    primary_key: bool
+    private: bool  # only the row's own user may read it (enforced by PostgreSQL)
+    touch_on_update: bool  # set to now() by every update (`onupdate` in the model)
+
+
+@dataclass(frozen=True)
+class RelationInfo:
+    name: str  # attribute on the model
+    field: str  # in GraphQL
+    target: str  # type name of the related model
+    to_many: bool
+    # pairs of (column on this table, column on the target table)
+    pairs: tuple[tuple[str, str], ...]
+
+
+@dataclass
+class ModelInfo:
+    model: type[SQLModel]
+    table: Table
+    type_name: str  # Post
+    single: str  # post
+    plural: str  # posts
+    columns: dict[str, ColumnInfo]  # by GraphQL field name
+    primary_key: ColumnInfo
+    relations: dict[str, RelationInfo] = field(default_factory=dict)
+    create_model: type[BaseModel] | None = None
+    update_model: type[BaseModel] | None = None
+
+    @property
+    def qualified_table(self) -> str:
+        schema = f'"{self.table.schema}".' if self.table.schema else ""
+        return f'{schema}"{self.table.name}"'
+
+    def column(self, db_name: str) -> ColumnInfo:
+        for info in self.columns.values():
+            if info.name == db_name:
+                return info
+        raise KeyError(db_name)
+
+
+class Catalog:
+    """All table models by GraphQL type name."""
+
+    def __init__(self, models: list[ModelInfo]) -> None:
+        self.models: dict[str, ModelInfo] = {m.type_name: m for m in models}
+
+    def __iter__(self) -> Any:
+        return iter(self.models.values())
+
+    def __getitem__(self, type_name: str) -> ModelInfo:
+        return self.models[type_name]
+
+    @classmethod
+    def from_registry(cls, module: str = "service.models") -> Catalog:
+        """Every SQLModel table model imported by `module` (the models package)."""
+        importlib.import_module(module)
+        configure_mappers()
+        mappers = sorted(
+            SQLModel._sa_registry.mappers,  # type: ignore[attr-defined]
+            key=lambda m: m.class_.__name__,
+        )
+        infos = [_model_info(m) for m in mappers if m.local_table is not None]
+        by_class = {info.model: info for info in infos}
+        for mapper, info in zip(mappers, infos, strict=True):
+            info.relations = _relations(mapper, by_class)
+        return cls(infos)
+
+
+def _model_info(mapper: Mapper[Any]) -> ModelInfo:
+    model = mapper.class_
+    table = mapper.local_table
+    assert isinstance(table, Table)
+    private: frozenset[str] = getattr(model, "__private_columns__", frozenset())
+    columns: dict[str, ColumnInfo] = {}
+    # The primary key first: it reads best at the top of each type.
+    for column in sorted(table.columns, key=lambda c: not c.primary_key):
+        info = _column_info(model, column, private)
+        columns[info.field] = info
+    pks = [c for c in columns.values() if c.primary_key]
+    if len(pks) != 1:
+        raise TypeError(f"{model.__name__}: the API needs exactly one primary key column")
+    name = model.__name__
+    module = sys.modules[model.__module__]
+    return ModelInfo(
+        model=model,
+        table=table,
+        type_name=name,
+        single=lower_first(name),
+        plural=camel(table.name),
+        columns=columns,
+        primary_key=pks[0],
+        create_model=getattr(module, f"{name}Create", None),
+        update_model=getattr(module, f"{name}Update", None),
+    )
+
+
+def _column_info(model: type[SQLModel], column: Column[Any], private: frozenset[str]) -> ColumnInfo:
+    python_type: Any
+    try:
+        python_type = column.type.python_type
+    except NotImplementedError:
+        python_type = str
+    # SQLModel's AutoString reports `object`; the model's annotation knows better.
+    if python_type not in _SCALARS:
+        annotation = model.model_fields[column.name].annotation
+        python_type = next((t for t in _SCALARS if annotation is t), str)
+    return ColumnInfo(
+        name=column.name,
+        field=camel(column.name),
+        python_type=python_type,
+        scalar=_SCALARS[python_type],
+        sql_type=_sql_type(python_type, column),
+        nullable=bool(column.nullable),
+        primary_key=bool(column.primary_key),
+        private=column.name in private,
+        touch_on_update=column.onupdate is not None,
+    )
+
+
+def _sql_type(python_type: type, column: Column[Any]) -> str:
+    if python_type is datetime:
+        return "timestamptz" if getattr(column.type, "timezone", False) else "timestamp"
+    return {
+        uuid.UUID: "uuid",
+        date: "date",
+        str: "text",
+        bool: "boolean",
+        int: "bigint",
+        float: "double precision",
+        Decimal: "numeric",
+    }[python_type]
+
+
+def _relations(mapper: Mapper[Any], by_class: dict[type, ModelInfo]) -> dict[str, RelationInfo]:
+    relations: dict[str, RelationInfo] = {}
+    for rel in mapper.relationships:
+        target = by_class.get(rel.mapper.class_)
+        if target is None or rel.secondary is not None:
+            continue
+        to_many = rel.direction is RelationshipDirection.ONETOMANY
+        relations[camel(rel.key)] = RelationInfo(
+            name=rel.key,
+            field=camel(rel.key),
+            target=target.type_name,
+            to_many=to_many,
+            pairs=tuple(_fk_pairs(rel)),
+        )
+    return relations
+
+
+def _fk_pairs(rel: Any) -> list[tuple[str, str]]:
+    """(column on the relation's own table, column on the related table) for each join pair."""
+    return [(local.name, remote.name) for local, remote in rel.local_remote_pairs]

@@ -1,0 +1,92 @@
+"""The error codes of API.md, and how exceptions (ours and PostgreSQL's) map to them."""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+from typing import Any
+
+import asyncpg
+
+log = logging.getLogger("service.graphql")
+
+
+class Code(StrEnum):
+    BAD_USER_INPUT = "BAD_USER_INPUT"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    FORBIDDEN = "FORBIDDEN"
+    NOT_FOUND = "NOT_FOUND"
+    CONFLICT = "CONFLICT"
+    LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+    INTERNAL = "INTERNAL"
+
+
+class ApiError(Exception):
+    """An error a client may see: its message is safe to send."""
+
+    code: Code = Code.INTERNAL
+
+    def __init__(self, message: str, *, code: Code | None = None, **extensions: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.extensions = extensions
+
+    def to_dict(self, path: list[str | int] | None = None) -> dict[str, Any]:
+        error: dict[str, Any] = {
+            "message": self.message,
+            "extensions": {"code": self.code.value, **self.extensions},
+        }
+        if path:
+            error["path"] = path
+        return error
+
+
+class BadUserInput(ApiError):
+    code = Code.BAD_USER_INPUT
+
+
+class LimitExceeded(ApiError):
+    code = Code.LIMIT_EXCEEDED
+
+
+class Unauthenticated(ApiError):
+    code = Code.UNAUTHENTICATED
+
+
+# SQLSTATE → (code, message). Messages describe the problem without PostgreSQL's text,
+# which may quote SQL, values of other rows or names of internal objects.
+_SQLSTATES: dict[str, tuple[Code, str]] = {
+    "42501": (Code.FORBIDDEN, "not allowed to do this"),
+    "23505": (Code.CONFLICT, "a row with the same unique value already exists"),
+    "23503": (Code.BAD_USER_INPUT, "refers to a row that does not exist or is not visible"),
+    "23502": (Code.BAD_USER_INPUT, "a required value is missing"),
+    "23514": (Code.BAD_USER_INPUT, "a value breaks a check on the data"),
+    "22001": (Code.BAD_USER_INPUT, "a value is too long"),
+    "22P02": (Code.BAD_USER_INPUT, "a value has the wrong format"),
+    "22007": (Code.BAD_USER_INPUT, "a date or time has the wrong format"),
+    "22008": (Code.BAD_USER_INPUT, "a date or time is out of range"),
+    "22003": (Code.BAD_USER_INPUT, "a number is out of range"),
+    "57014": (Code.LIMIT_EXCEEDED, "the operation took too long and was cancelled"),
+}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def from_database(error: BaseException) -> ApiError:
+    """A PostgreSQL error as an ApiError; the full text goes to the log only."""
+    sqlstate = getattr(error, "sqlstate", None)
+    if sqlstate in _SQLSTATES:
+        code, message = _SQLSTATES[sqlstate]
+        detail = getattr(error, "column_name", None)
+        extensions = {"field": _camel(detail)} if detail else {}
+        return ApiError(message, code=code, **extensions)
+    if isinstance(error, asyncpg.PostgresError) and str(sqlstate).startswith("42"):
+        log.error("query rejected by PostgreSQL: %s (%s)", error, sqlstate)
+    else:
+        log.error("database error: %r", error)
+    return ApiError("internal error", code=Code.INTERNAL)

@@ -1,0 +1,412 @@
+"""Run a GraphQL request: parse and validate (cached), plan and compile (cached), one SQL statement.
+
+The response body is assembled from the JSON that PostgreSQL returns, without decoding it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Generic, TypeVar
+
+import asyncpg
+import orjson
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    execute,
+    parse,
+    specified_rules,
+    validate,
+)
+from graphql.execution.values import get_variable_values
+from pydantic import BaseModel, ValidationError
+from strawberry.extensions.max_aliases import create_validator as max_aliases_rule
+from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
+
+from service.graphql.catalog import Catalog, ModelInfo, camel
+from service.graphql.errors import ApiError, BadUserInput, Code, LimitExceeded, from_database
+from service.graphql.plan import (
+    Introspection,
+    OperationPlan,
+    Planner,
+    Typename,
+    Write,
+    resolve_tree,
+    structural_key,
+)
+from service.graphql.schema import GeneratedSchema
+from service.graphql.sql import Emitter, Statement
+
+log = logging.getLogger("service.graphql")
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class LRU(Generic[K, V]):
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.items: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        value = self.items.get(key)
+        if value is not None:
+            self.items.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        self.items[key] = value
+        if len(self.items) > self.size:
+            self.items.popitem(last=False)
+
+
+@dataclass
+class Limits:
+    default_page_size: int = 20
+    max_page_size: int = 100
+    max_depth: int = 12
+    max_aliases: int = 30
+    max_tokens: int = 5_000
+
+
+@dataclass
+class Document:
+    """A parsed, validated operation of a document; or the errors that stopped it."""
+
+    document: DocumentNode | None = None
+    operation: OperationDefinitionNode | None = None
+    fragments: dict[str, FragmentDefinitionNode] = field(default_factory=dict)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def operation_label(self) -> str:
+        """For logs and metrics: the operation's name, never the query text."""
+        if self.operation is None:
+            return "invalid"
+        return self.operation.name.value if self.operation.name else "anonymous"
+
+    @property
+    def is_mutation(self) -> bool:
+        return self.operation is not None and self.operation.operation is OperationType.MUTATION
+
+
+@dataclass
+class Compiled:
+    plan: OperationPlan
+    read: Statement | None  # queries: the one statement
+
+
+@dataclass
+class Result:
+    body: bytes
+    # "ok", "request_error" (nothing ran: parse/validation/variables) or "field_error"
+    outcome: str = "ok"
+
+
+class Runner:
+    """Runs work on a connection as the caller; `write` work gets a transaction of its own."""
+
+    async def __call__(
+        self, work: Callable[[asyncpg.Connection], Awaitable[Any]], *, write: bool
+    ) -> Any:
+        raise NotImplementedError
+
+
+class Executor:
+    """Executes operations against the generated schema; shared by all requests of a process."""
+
+    def __init__(self, generated: GeneratedSchema, limits: Limits) -> None:
+        self.schema: GraphQLSchema = generated.schema._schema
+        self.catalog: Catalog = generated.catalog
+        self.limits = limits
+        self.planner = Planner(
+            self.schema, self.catalog, default_page_size=limits.default_page_size
+        )
+        self.rules = [
+            *specified_rules,
+            depth_rule(limits.max_depth, None),
+            max_aliases_rule(limits.max_aliases),
+        ]
+        self.documents: LRU[tuple[str, str | None], Document] = LRU(1024)
+        self.plans: LRU[tuple[Any, ...], Compiled] = LRU(2048)
+
+    # parse + validate
+
+    def prepare(self, query: str, operation_name: str | None) -> Document:
+        key = (query, operation_name)
+        cached = self.documents.get(key)
+        if cached is None:
+            cached = self._prepare(query, operation_name)
+            self.documents.put(key, cached)
+        return cached
+
+    def _prepare(self, query: str, operation_name: str | None) -> Document:
+        try:
+            document = parse(query, max_tokens=self.limits.max_tokens)
+        except GraphQLError as error:
+            return Document(errors=[_graphql_error(error)])
+        errors = validate(self.schema, document, self.rules)
+        if errors:
+            return Document(errors=[_graphql_error(e) for e in errors])
+        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+        if operation_name is None:
+            if len(operations) != 1:
+                return Document(errors=[_bad("the document has several operations: name one")])
+            operation = operations[0]
+        else:
+            found = [o for o in operations if o.name and o.name.value == operation_name]
+            if not found:
+                return Document(errors=[_bad(f"no operation named {operation_name!r}")])
+            operation = found[0]
+        if operation.operation is OperationType.SUBSCRIPTION:
+            return Document(errors=[_bad("subscriptions are not supported")])
+        fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+        return Document(document=document, operation=operation, fragments=fragments)
+
+    # run
+
+    async def run(
+        self,
+        prepared: Document,
+        variables: dict[str, Any] | None,
+        run_in_transaction: Runner,
+    ) -> Result:
+        if prepared.errors:
+            return Result(_errors_body(prepared.errors), "request_error")
+        operation = prepared.operation
+        assert operation is not None
+        coerced: dict[str, Any] = {}
+        if operation.variable_definitions:
+            values = get_variable_values(
+                self.schema, operation.variable_definitions, variables or {}
+            )
+            if isinstance(values, list):
+                return Result(_errors_body([_graphql_error(e) for e in values]), "request_error")
+            coerced = values.coerced
+        try:
+            compiled = self._compile(prepared, coerced)
+        except ApiError as error:
+            return Result(_errors_body([error.to_dict()]), "request_error")
+
+        plan = compiled.plan
+        if plan.only_introspection:
+            return self._introspect(prepared, variables)
+        try:
+            if plan.kind is OperationType.MUTATION:
+                return await self._mutate(plan, coerced, run_in_transaction)
+            assert compiled.read is not None
+            params = compiled.read.bind(coerced)
+            sql = compiled.read.sql
+            data: bytes = await run_in_transaction(lambda c: c.fetchval(sql, *params), write=False)
+        except ApiError as error:
+            return Result(_errors_body([error.to_dict()], data_null=True), "field_error")
+        except asyncpg.PostgresError as error:
+            api_error = from_database(error)
+            return Result(_errors_body([api_error.to_dict()], data_null=True), "field_error")
+        if plan.has_introspection:
+            return self._merge_introspection(prepared, variables, plan, data)
+        return Result(b'{"data":' + data + b"}")
+
+    def _compile(self, prepared: Document, coerced: dict[str, Any]) -> Compiled:
+        operation = prepared.operation
+        assert operation is not None
+        key = (id(prepared), structural_key(operation, coerced))
+        compiled = self.plans.get(key)
+        if compiled is not None:
+            return compiled
+        variable_types = {
+            d.variable.name.value: _variable_type(self.schema, d)
+            for d in operation.variable_definitions or ()
+        }
+        plan = self.planner.plan(operation, prepared.fragments, coerced, variable_types)
+        read = None
+        if plan.kind is OperationType.QUERY:
+            emitter = Emitter(self.catalog, max_page_size=self.limits.max_page_size)
+            pairs = []
+            for f in plan.fields:
+                if isinstance(f, Typename):
+                    pairs.append((f.key, "'" + f.name + "'"))
+                elif isinstance(f, Introspection):
+                    continue
+                else:
+                    pairs.append((f.key, _root_sql(emitter, f)))
+            emitter.statement.sql = f"SELECT {emitter.json_object(pairs)}"
+            read = emitter.statement
+        compiled = Compiled(plan, read)
+        # id(prepared) is only meaningful while the document stays cached; keep it alive here.
+        compiled.__dict__["_document"] = prepared
+        self.plans.put(key, compiled)
+        return compiled
+
+    async def _mutate(self, plan: OperationPlan, coerced: dict[str, Any], run: Runner) -> Result:
+        # Each mutation field is one statement; all of an operation's fields share a transaction
+        # and a failure rolls all of them back, so a client never sees half an operation applied.
+        statements: list[tuple[str, Statement | None]] = []
+        for f in plan.fields:
+            if isinstance(f, Typename):
+                statements.append((f.key, None))
+                continue
+            assert isinstance(f, Write)
+            values = self._validated_input(f, coerced)
+            emitter = Emitter(self.catalog, max_page_size=self.limits.max_page_size)
+            emitter.statement.sql = emitter.write(f, values)
+            statements.append((f.key, emitter.statement))
+
+        async def work(connection: asyncpg.Connection) -> list[bytes]:
+            out = []
+            for key, statement in statements:
+                if statement is None:
+                    out.append(orjson.dumps(plan.root_type))
+                    continue
+                try:
+                    value = await connection.fetchval(statement.sql, *statement.bind(coerced))
+                except asyncpg.PostgresError as error:
+                    raise _AtField(key, from_database(error)) from None
+                out.append(b"null" if value is None else value)
+            return out
+
+        try:
+            values = await run(work, write=True)
+        except _AtField as failed:
+            return Result(
+                _errors_body([failed.error.to_dict([failed.key])], data_null=True), "field_error"
+            )
+        parts = [
+            orjson.dumps(key) + b":" + value
+            for (key, _), value in zip(statements, values, strict=True)
+        ]
+        return Result(b'{"data":{' + b",".join(parts) + b"}}")
+
+    def _validated_input(self, write: Write, coerced: dict[str, Any]) -> dict[str, Any]:
+        model = write.model
+        if write.kind == "delete":
+            return {}
+        shape = model.create_model if write.kind == "create" else model.update_model
+        assert shape is not None
+        raw = resolve_tree(write.input, coerced) or {}
+        by_field = {camel(name): name for name in shape.model_fields}
+        data = {by_field[k]: v for k, v in raw.items() if k in by_field}
+        try:
+            validated = shape.model_validate(data)
+        except ValidationError as error:
+            raise BadUserInput(
+                _describe_validation(error, model), field=_first_field(error, model)
+            ) from None
+        values = validated.model_dump(exclude_unset=write.kind == "update")
+        for name, value in values.items():
+            if value is None and not model.column(name).nullable:
+                raise BadUserInput(f"`{camel(name)}` cannot be null", field=camel(name))
+        return values
+
+    # introspection runs on graphql-core: it reads the schema only
+
+    def _introspect(self, prepared: Document, variables: dict[str, Any] | None) -> Result:
+        assert prepared.document is not None and prepared.operation is not None
+        # Only the introspection root fields: the data fields have no resolvers.
+        operation = replace(
+            prepared.operation,
+            selection_set=SelectionSetNode(
+                selections=tuple(
+                    s
+                    for s in prepared.operation.selection_set.selections
+                    if isinstance(s, FieldNode) and s.name.value.startswith("__")
+                )
+            ),
+        )
+        document = DocumentNode(definitions=(operation, *prepared.fragments.values()))
+        result = execute(self.schema, document, variable_values=variables)
+        assert not isinstance(result, Awaitable)
+        body: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            body["errors"] = [_graphql_error(e) for e in result.errors]
+        return Result(orjson.dumps(body))
+
+    def _merge_introspection(
+        self, prepared: Document, variables: dict[str, Any] | None, plan: OperationPlan, data: bytes
+    ) -> Result:
+        introspected = orjson.loads(self._introspect(prepared, variables).body).get("data") or {}
+        selected = orjson.loads(data)
+        merged = {
+            f.key: introspected.get(f.key) if isinstance(f, Introspection) else selected.get(f.key)
+            for f in plan.fields
+        }
+        return Result(orjson.dumps({"data": merged}))
+
+
+class _AtField(Exception):
+    def __init__(self, key: str, error: ApiError) -> None:
+        self.key = key
+        self.error = error
+
+
+def _root_sql(emitter: Emitter, f: Any) -> str:
+    from service.graphql.plan import ByKey, Connection, NodeLookup, Viewer
+
+    if isinstance(f, Connection):
+        return emitter.connection(f, None)
+    if isinstance(f, ByKey):
+        return emitter.by_key(f)
+    if isinstance(f, NodeLookup):
+        return emitter.node_lookup(f)
+    if isinstance(f, Viewer):
+        return emitter.viewer(f)
+    raise AssertionError(f"no SQL for {f!r}")
+
+
+def _variable_type(schema: GraphQLSchema, definition: Any) -> Any:
+    from graphql import type_from_ast
+
+    return type_from_ast(schema, definition.type)
+
+
+def _graphql_error(error: GraphQLError) -> dict[str, Any]:
+    out: dict[str, Any] = {"message": error.message}
+    if error.locations:
+        out["locations"] = [{"line": loc.line, "column": loc.column} for loc in error.locations]
+    code = Code.BAD_USER_INPUT
+    if "exceeds maximum operation depth" in error.message or "aliases found" in error.message:
+        code = Code.LIMIT_EXCEEDED
+    if "Document contains more than" in error.message:
+        code = Code.LIMIT_EXCEEDED
+    out["extensions"] = {"code": code.value}
+    return out
+
+
+def _bad(message: str) -> dict[str, Any]:
+    return BadUserInput(message).to_dict()
+
+
+def _errors_body(errors: list[dict[str, Any]], *, data_null: bool = False) -> bytes:
+    body: dict[str, Any] = {"errors": errors}
+    if data_null:
+        body["data"] = None
+    return orjson.dumps(body)
+
+
+def _describe_validation(error: ValidationError, model: ModelInfo) -> str:
+    problems = []
+    for item in error.errors():
+        where = ".".join(camel(str(p)) for p in item["loc"]) or "input"
+        problems.append(f"{where}: {item['msg']}")
+    return "invalid input: " + "; ".join(problems)
+
+
+def _first_field(error: ValidationError, model: ModelInfo) -> str | None:
+    for item in error.errors():
+        if item["loc"]:
+            return camel(str(item["loc"][0]))
+    return None
+
+
+__all__ = ["BaseModel", "Document", "Executor", "LimitExceeded", "Limits", "Result"]

@@ -1,0 +1,688 @@
+"""A validated operation → a plan tree: which rows, which columns, which pages, under which keys.
+
+The planner walks graphql-core's AST with the generated schema beside it. It resolves fragments,
+aliases, `@skip`/`@include` and arguments. Values that only fill in a statement (ids, page sizes,
+cursors, filter operands given as scalar variables) stay references into the request's variables,
+so one plan (and one SQL text) serves every request with the same document and the same
+*structural* variables (filters, orderings, booleans) — see `structural_key`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import (
+    BooleanValueNode,
+    EnumValueNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLInputObjectType,
+    GraphQLInputType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLScalarType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    ListValueNode,
+    NullValueNode,
+    ObjectValueNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    ValueNode,
+    VariableNode,
+    get_named_type,
+    get_nullable_type,
+)
+from graphql.execution.values import coerce_input_literal
+
+from service.graphql.catalog import Catalog, ColumnInfo, ModelInfo, RelationInfo
+from service.graphql.errors import BadUserInput
+
+Variables = Mapping[str, Any]
+
+
+# --- values known at execution time --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Const:
+    value: Any
+
+    def __call__(self, variables: Variables) -> Any:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Var:
+    name: str
+
+    def __call__(self, variables: Variables) -> Any:
+        return variables.get(self.name)
+
+
+Ref = Const | Var
+# An input object whose leaves may be variables: dicts, lists and refs.
+InputTree = Any
+
+
+def resolve_tree(tree: InputTree, variables: Variables) -> Any:
+    if isinstance(tree, Const | Var):
+        return tree(variables)
+    if isinstance(tree, dict):
+        return {k: resolve_tree(v, variables) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [resolve_tree(v, variables) for v in tree]
+    return tree
+
+
+def is_structural(type_: GraphQLInputType) -> bool:
+    """Does a variable of this type shape the SQL (rather than fill in a bound value)?"""
+    named = get_named_type(type_)
+    if isinstance(get_nullable_type(type_), GraphQLList):
+        # Lists of scalars (`in: $ids`) bind as arrays; lists of inputs shape the statement.
+        return not isinstance(named, GraphQLScalarType) or named.name == "Boolean"
+    return not isinstance(named, GraphQLScalarType) or named.name == "Boolean"
+
+
+def structural_key(operation: OperationDefinitionNode, variables: Variables) -> tuple[Any, ...]:
+    """What of the variables a cached plan depends on: structural values, and which are null."""
+    parts: list[Any] = []
+    for definition in operation.variable_definitions or ():
+        name = definition.variable.name.value
+        value = variables.get(name)
+        if _type_node_structural(definition.type):
+            parts.append((name, _freeze(value)))
+        else:
+            parts.append((name, value is None))
+    return tuple(parts)
+
+
+def _type_node_structural(type_node: Any) -> bool:
+    # A variable's declared type, read from the AST: scalars other than Boolean bind.
+    while hasattr(type_node, "type"):
+        type_node = type_node.type
+    return type_node.name.value not in _BINDABLE_SCALARS
+
+
+_BINDABLE_SCALARS = {"ID", "String", "Int", "Float", "UUID", "DateTime", "Date", "JSON"}
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple((k, _freeze(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return getattr(value, "value", value)  # enums by value
+
+
+# --- the plan tree -------------------------------------------------------------------------
+
+
+@dataclass
+class Typename:
+    key: str
+    name: str
+
+
+@dataclass
+class ColumnField:
+    key: str
+    column: ColumnInfo
+
+
+@dataclass
+class NodeIdField:
+    key: str
+
+
+@dataclass
+class ToOne:
+    key: str
+    relation: RelationInfo
+    target: ObjectSelection
+
+
+@dataclass
+class ObjectSelection:
+    model: ModelInfo
+    fields: list[Any] = field(
+        default_factory=list
+    )  # ColumnField|NodeIdField|ToOne|Connection|Typename
+
+
+@dataclass(frozen=True)
+class OrderKey:
+    column: ColumnInfo
+    descending: bool
+
+
+@dataclass
+class Compare:
+    column: ColumnInfo
+    operator: str
+    value: Ref  # for isNull: a Const bool
+
+
+@dataclass
+class BoolOp:
+    op: str  # "and" | "or" | "not"
+    items: list[Any]
+
+
+@dataclass
+class Page:
+    first: Ref | None
+    last: Ref | None
+    after: Ref | None
+    before: Ref | None
+
+    @property
+    def backward(self) -> bool:
+        return self.last is not None
+
+
+@dataclass
+class Cursor:
+    key: str
+
+
+@dataclass
+class EdgeNode:
+    key: str
+    selection: ObjectSelection
+
+
+@dataclass
+class Edges:
+    key: str
+    parts: list[Any]  # Cursor | EdgeNode | Typename
+
+
+@dataclass
+class Nodes:
+    key: str
+    selection: ObjectSelection
+
+
+@dataclass
+class PageInfoField:
+    key: str
+    parts: list[tuple[str, str]]  # (response key, hasNextPage|...|__typename)
+
+
+@dataclass
+class TotalCount:
+    key: str
+
+
+@dataclass
+class Connection:
+    key: str
+    model: ModelInfo
+    relation: RelationInfo | None  # to the parent row, for nested connections
+    page: Page
+    condition: Any  # Compare | BoolOp | None
+    order: list[OrderKey]
+    parts: list[Any]  # Nodes | Edges | PageInfoField | TotalCount | Typename
+
+    @property
+    def order_signature(self) -> str:
+        return ",".join(f"{k.column.field}:{'D' if k.descending else 'A'}" for k in self.order)
+
+
+@dataclass
+class ByKey:
+    key: str
+    model: ModelInfo
+    id: Ref
+    selection: ObjectSelection
+
+
+@dataclass
+class NodeLookup:
+    key: str
+    node_id: Ref
+    selections: dict[str, ObjectSelection]  # by type name
+
+
+@dataclass
+class Viewer:
+    key: str
+    selection: ObjectSelection
+
+
+@dataclass
+class Introspection:
+    key: str
+    nodes: list[FieldNode]
+
+
+@dataclass
+class Write:
+    key: str
+    kind: str  # "create" | "update" | "delete"
+    model: ModelInfo
+    id: Ref | None
+    input: InputTree | None
+    selection: ObjectSelection
+
+
+@dataclass
+class OperationPlan:
+    kind: OperationType
+    root_type: str
+    fields: list[Any]  # root fields in response order
+
+    @property
+    def has_introspection(self) -> bool:
+        return any(isinstance(f, Introspection) for f in self.fields)
+
+    @property
+    def only_introspection(self) -> bool:
+        return all(isinstance(f, Introspection | Typename) for f in self.fields)
+
+
+# --- the planner ---------------------------------------------------------------------------
+
+
+class Planner:
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        catalog: Catalog,
+        *,
+        default_page_size: int,
+    ) -> None:
+        self.schema = schema
+        self.catalog = catalog
+        self.default_page_size = default_page_size
+        self.connection_types = {f"{m.type_name}Connection": m for m in catalog}
+        self.mutations: dict[str, tuple[str, ModelInfo]] = {}
+        for m in catalog:
+            for kind in ("create", "update", "delete"):
+                self.mutations[f"{kind}{m.type_name}"] = (kind, m)
+
+    def plan(
+        self,
+        operation: OperationDefinitionNode,
+        fragments: Mapping[str, FragmentDefinitionNode],
+        variables: Variables,
+        variable_types: Mapping[str, GraphQLInputType],
+    ) -> OperationPlan:
+        ctx = _Context(fragments, variables, variable_types, self.schema)
+        root = self.schema.get_root_type(operation.operation)
+        assert root is not None
+        fields: list[Any] = []
+        for key, nodes in ctx.collect(operation.selection_set, root.name).items():
+            name = nodes[0].name.value
+            if name == "__typename":
+                fields.append(Typename(key, root.name))
+            elif name.startswith("__"):
+                fields.append(Introspection(key, nodes))
+            elif operation.operation is OperationType.MUTATION:
+                fields.append(self._write(ctx, key, nodes))
+            else:
+                fields.append(self._root_query_field(ctx, root, key, nodes))
+        return OperationPlan(kind=operation.operation, root_type=root.name, fields=fields)
+
+    # root fields
+
+    def _root_query_field(
+        self, ctx: _Context, root: GraphQLObjectType, key: str, nodes: list[FieldNode]
+    ) -> Any:
+        name = nodes[0].name.value
+        args = nodes[0].arguments
+        if name == "node":
+            node_id = ctx.scalar_ref(args, "nodeId")
+            assert node_id is not None
+            selections = {m.type_name: self._object(ctx, m, nodes) for m in self.catalog}
+            return NodeLookup(key, node_id, selections)
+        if name == "viewer":
+            viewer = next(m for m in self.catalog if m.table.fullname == "auth.users")
+            return Viewer(key, self._object(ctx, viewer, nodes))
+        for model in self.catalog:
+            if name == model.single:
+                id_ref = ctx.scalar_ref(args, model.primary_key.field)
+                assert id_ref is not None
+                return ByKey(key, model, id_ref, self._object(ctx, model, nodes))
+            if name == model.plural:
+                return self._connection(ctx, key, model, None, nodes)
+        raise AssertionError(f"unplanned root field {name}")  # the schema has no other fields
+
+    def _write(self, ctx: _Context, key: str, nodes: list[FieldNode]) -> Write:
+        name = nodes[0].name.value
+        kind, model = self.mutations[name]
+        args = nodes[0].arguments
+        id_ref = ctx.scalar_ref(args, model.primary_key.field) if kind != "create" else None
+        input_tree = None
+        if kind != "delete":
+            arg_type = self._argument_type(ctx, "Mutation", name, "input")
+            input_tree = ctx.input_tree(args, "input", arg_type)
+        return Write(key, kind, model, id_ref, input_tree, self._object(ctx, model, nodes))
+
+    def _argument_type(self, ctx: _Context, type_name: str, field_name: str, arg: str) -> Any:
+        parent = self.schema.get_type(type_name)
+        assert isinstance(parent, GraphQLObjectType)
+        return parent.fields[field_name].args[arg].type
+
+    # objects and connections
+
+    def _object(
+        self, ctx: _Context, model: ModelInfo, nodes: Iterable[FieldNode]
+    ) -> ObjectSelection:
+        selection = ObjectSelection(model)
+        for key, subnodes in ctx.collect_many(nodes, model.type_name).items():
+            name = subnodes[0].name.value
+            if name == "__typename":
+                selection.fields.append(Typename(key, model.type_name))
+            elif name == "nodeId":
+                selection.fields.append(NodeIdField(key))
+            elif name in model.columns:
+                selection.fields.append(ColumnField(key, model.columns[name]))
+            else:
+                relation = model.relations[name]
+                target = self.catalog[relation.target]
+                if relation.to_many:
+                    selection.fields.append(self._connection(ctx, key, target, relation, subnodes))
+                else:
+                    selection.fields.append(
+                        ToOne(key, relation, self._object(ctx, target, subnodes))
+                    )
+        return selection
+
+    def _connection(
+        self,
+        ctx: _Context,
+        key: str,
+        model: ModelInfo,
+        relation: RelationInfo | None,
+        nodes: list[FieldNode],
+    ) -> Connection:
+        args = nodes[0].arguments
+        first = ctx.scalar_ref(args, "first")
+        last = ctx.scalar_ref(args, "last")
+        if first is not None and last is not None:
+            raise BadUserInput("give either `first` or `last`, not both")
+        if first is None and last is None:
+            first = Const(self.default_page_size)
+        page = Page(first, last, ctx.scalar_ref(args, "after"), ctx.scalar_ref(args, "before"))
+        condition = self._condition(
+            model, ctx.structural(args, "filter", f"{model.type_name}Filter")
+        )
+        order = self._order(model, ctx.structural(args, "orderBy", f"[{model.type_name}OrderBy!]"))
+        conn_type = f"{model.type_name}Connection"
+        parts: list[Any] = []
+        for part_key, subnodes in ctx.collect_many(nodes, conn_type).items():
+            name = subnodes[0].name.value
+            if name == "__typename":
+                parts.append(Typename(part_key, conn_type))
+            elif name == "nodes":
+                parts.append(Nodes(part_key, self._object(ctx, model, subnodes)))
+            elif name == "totalCount":
+                parts.append(TotalCount(part_key))
+            elif name == "pageInfo":
+                info = [
+                    (k, n[0].name.value) for k, n in ctx.collect_many(subnodes, "PageInfo").items()
+                ]
+                parts.append(PageInfoField(part_key, info))
+            else:  # edges
+                edge_type = f"{model.type_name}Edge"
+                edge_parts: list[Any] = []
+                for edge_key, edge_nodes in ctx.collect_many(subnodes, edge_type).items():
+                    edge_field = edge_nodes[0].name.value
+                    if edge_field == "cursor":
+                        edge_parts.append(Cursor(edge_key))
+                    elif edge_field == "node":
+                        edge_parts.append(EdgeNode(edge_key, self._object(ctx, model, edge_nodes)))
+                    else:
+                        edge_parts.append(Typename(edge_key, edge_type))
+                parts.append(Edges(part_key, edge_parts))
+        return Connection(key, model, relation, page, condition, order, parts)
+
+    def _order(self, model: ModelInfo, value: Any) -> list[OrderKey]:
+        keys: list[OrderKey] = []
+        for entry in value or []:
+            if len(entry) != 1:
+                raise BadUserInput("each `orderBy` entry names exactly one field")
+            ((name, direction),) = entry.items()
+            column = model.columns[name]
+            if all(k.column is not column for k in keys):
+                keys.append(OrderKey(column, getattr(direction, "value", direction) == "DESC"))
+        pk = model.primary_key
+        if all(k.column is not pk for k in keys):
+            keys.append(OrderKey(pk, False))
+        return keys
+
+    def _condition(self, model: ModelInfo, value: Any) -> Any:
+        if not value:
+            return None
+        items: list[Any] = []
+        for name, operand in value.items():
+            if operand is None:
+                continue
+            if name == "and":
+                items.append(
+                    BoolOp("and", [self._condition(model, v) or BoolOp("and", []) for v in operand])
+                )
+            elif name == "or":
+                items.append(
+                    BoolOp("or", [self._condition(model, v) or BoolOp("and", []) for v in operand])
+                )
+            elif name == "not":
+                inner = self._condition(model, operand)
+                items.append(BoolOp("not", [inner or BoolOp("and", [])]))
+            else:
+                column = model.columns[name]
+                for operator, ref in operand.items():
+                    if isinstance(ref, Const) and ref.value is None:
+                        continue  # an operator given as null places no condition
+                    items.append(Compare(column, operator, ref))
+        if len(items) == 1:
+            return items[0]
+        return BoolOp("and", items)
+
+
+class _Context:
+    """One planning pass: fragments, variables and field collection."""
+
+    def __init__(
+        self,
+        fragments: Mapping[str, FragmentDefinitionNode],
+        variables: Variables,
+        variable_types: Mapping[str, GraphQLInputType],
+        schema: GraphQLSchema,
+    ) -> None:
+        self.fragments = fragments
+        self.variables = variables
+        self.variable_types = variable_types
+        self.schema = schema
+
+    # field collection (GraphQL spec CollectFields)
+
+    def collect(
+        self, selection_set: SelectionSetNode, type_name: str
+    ) -> dict[str, list[FieldNode]]:
+        fields: dict[str, list[FieldNode]] = {}
+        self._collect_into(fields, selection_set, type_name, set())
+        return fields
+
+    def collect_many(
+        self, nodes: Iterable[FieldNode], type_name: str
+    ) -> dict[str, list[FieldNode]]:
+        fields: dict[str, list[FieldNode]] = {}
+        for node in nodes:
+            if node.selection_set is not None:
+                self._collect_into(fields, node.selection_set, type_name, set())
+        return fields
+
+    def _collect_into(
+        self,
+        fields: dict[str, list[FieldNode]],
+        selection_set: SelectionSetNode,
+        type_name: str,
+        visited: set[str],
+    ) -> None:
+        for selection in selection_set.selections:
+            if not self._included(selection):
+                continue
+            if isinstance(selection, FieldNode):
+                key = selection.alias.value if selection.alias else selection.name.value
+                fields.setdefault(key, []).append(selection)
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                if condition is None or self._applies(condition.name.value, type_name):
+                    self._collect_into(fields, selection.selection_set, type_name, visited)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = self.fragments.get(name)
+                if name in visited or fragment is None:
+                    continue
+                visited.add(name)
+                if self._applies(fragment.type_condition.name.value, type_name):
+                    self._collect_into(fields, fragment.selection_set, type_name, visited)
+
+    def _applies(self, condition: str, type_name: str) -> bool:
+        if condition == type_name:
+            return True
+        abstract = self.schema.get_type(condition)
+        concrete = self.schema.get_type(type_name)
+        if isinstance(concrete, GraphQLObjectType) and abstract is not None:
+            return self.schema.is_sub_type(abstract, concrete)  # type: ignore[arg-type]
+        return False
+
+    def _included(self, selection: Any) -> bool:
+        for directive in selection.directives or ():
+            name = directive.name.value
+            if name not in ("skip", "include"):
+                continue
+            value = directive.arguments[0].value
+            flag = self._boolean(value)
+            if (name == "skip" and flag) or (name == "include" and not flag):
+                return False
+        return True
+
+    def _boolean(self, node: ValueNode) -> bool:
+        if isinstance(node, VariableNode):
+            return bool(self.variables.get(node.name.value))
+        return isinstance(node, BooleanValueNode) and node.value
+
+    # arguments
+
+    def _argument(self, arguments: Any, name: str) -> ValueNode | None:
+        for argument in arguments or ():
+            if argument.name.value == name:
+                return argument.value
+        return None
+
+    def scalar_ref(self, arguments: Any, name: str) -> Ref | None:
+        """A scalar argument as a reference; None when absent or null (known per plan)."""
+        node = self._argument(arguments, name)
+        return self._scalar_node_ref(node)
+
+    def _scalar_node_ref(self, node: ValueNode | None) -> Ref | None:
+        if node is None or isinstance(node, NullValueNode):
+            return None
+        if isinstance(node, VariableNode):
+            name = node.name.value
+            if self.variables.get(name) is None:
+                return None
+            return Var(name)
+        return Const(_literal(node))
+
+    def structural(self, arguments: Any, name: str, type_name: str) -> Any:
+        """An input-object argument, with scalar leaves left as references."""
+        node = self._argument(arguments, name)
+        if node is None:
+            return None
+        return self._tree(node)
+
+    def input_tree(self, arguments: Any, name: str, type_: Any) -> InputTree:
+        node = self._argument(arguments, name)
+        return None if node is None else self._tree(node)
+
+    def _tree(self, node: ValueNode) -> Any:
+        if isinstance(node, VariableNode):
+            var_name = node.name.value
+            value = self.variables.get(var_name)
+            var_type = self.variable_types.get(var_name)
+            if var_type is not None and not is_structural(var_type):
+                return Var(var_name) if value is not None else Const(None)
+            return _wrap_leaves(value)
+        if isinstance(node, ObjectValueNode):
+            return {f.name.value: self._tree(f.value) for f in node.fields}
+        if isinstance(node, ListValueNode):
+            # a list of scalars binds as one array value
+            items = [self._tree(v) for v in node.values]
+            if all(isinstance(i, Const) for i in items):
+                return Const([i.value for i in items])
+            if all(not isinstance(i, dict) for i in items):
+                return _ListRef(tuple(items))
+            return items
+        if isinstance(node, EnumValueNode):
+            return node.value
+        return Const(_literal(node))
+
+
+@dataclass(frozen=True)
+class _ListRef:
+    """A list literal mixing constants and variables (`in: [$a, "b"]`): one array value."""
+
+    items: tuple[Any, ...]
+
+    def __call__(self, variables: Variables) -> Any:
+        return [item(variables) for item in self.items]
+
+
+def _wrap_leaves(value: Any) -> Any:
+    """A structural variable's value, already coerced: scalars become constants."""
+    if isinstance(value, dict):
+        return {k: _wrap_leaves(v) for k, v in value.items()}
+    if isinstance(value, list):
+        if all(not isinstance(v, dict | list) for v in value):
+            return Const(value)
+        return [_wrap_leaves(v) for v in value]
+    if (
+        hasattr(value, "value")
+        and type(value).__module__ != "builtins"
+        and not isinstance(value, str | int | float | bool)
+    ):
+        return getattr(value, "value", value)  # enum
+    return Const(value)
+
+
+def _literal(node: ValueNode) -> Any:
+    # Validation has checked the literal against its type; read it as the scalar's Python value.
+    from graphql import FloatValueNode, IntValueNode, StringValueNode
+
+    if isinstance(node, IntValueNode):
+        return int(node.value)
+    if isinstance(node, FloatValueNode):
+        return float(node.value)
+    if isinstance(node, StringValueNode):
+        return node.value
+    if isinstance(node, BooleanValueNode):
+        return node.value
+    if isinstance(node, EnumValueNode):
+        return node.value
+    if isinstance(node, NullValueNode):
+        return None
+    raise AssertionError(f"unexpected literal {node.kind}")
+
+
+__all__ = [
+    "ByKey",
+    "Connection",
+    "OperationPlan",
+    "Planner",
+    "coerce_input_literal",
+    "resolve_tree",
+    "structural_key",
+]
+
+_unused: Callable[..., Any] = coerce_input_literal
+_unused_types = (GraphQLInputObjectType, GraphQLNonNull)

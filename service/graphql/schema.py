@@ -1,0 +1,374 @@
+"""The Strawberry schema, generated from the catalog: types, connections, filters, inputs, roots.
+
+There is no GraphQL code per model. The schema exists for parsing, validation, introspection
+and GraphiQL; operations are not executed field by field but compiled to SQL (plan.py, sql.py),
+so the generated fields carry no resolvers.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import keyword
+import sys
+import types
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import strawberry
+from pydantic import BaseModel
+from strawberry.annotation import StrawberryAnnotation
+from strawberry.types.arguments import StrawberryArgument
+from strawberry.types.field import StrawberryField
+from strawberry.types.unset import UNSET
+
+from service.graphql.catalog import Catalog, ColumnInfo, ModelInfo, camel
+
+_schema_ids = itertools.count()
+
+# Filter operators per scalar. Strings add pattern matching; booleans only compare.
+_COMPARE = ("eq", "neq", "in", "nin", "lt", "lte", "gt", "gte", "isNull")
+FILTER_OPERATORS: dict[str, tuple[str, ...]] = {
+    "String": (*_COMPARE, "like", "ilike", "startsWith"),
+    "UUID": ("eq", "neq", "in", "nin", "isNull"),
+    "Boolean": ("eq", "neq", "isNull"),
+    "Int": _COMPARE,
+    "Float": _COMPARE,
+    "DateTime": _COMPARE,
+    "Date": _COMPARE,
+}
+_PYTHON_SCALARS: dict[str, str] = {
+    "String": "str",
+    "UUID": "uuid.UUID",
+    "Boolean": "bool",
+    "Int": "int",
+    "Float": "float",
+    "DateTime": "datetime",
+    "Date": "date",
+}
+
+
+@strawberry.enum(description="Sort direction of one `orderBy` entry.")
+class SortDirection(enum.Enum):
+    ASC = "ASC"
+    DESC = "DESC"
+
+
+@strawberry.interface(description="An object with a global id, fetchable with `node(nodeId:)`.")
+class Node:
+    node_id: strawberry.ID = strawberry.field(name="nodeId")
+
+
+@strawberry.type(description="Where a page of a connection sits in the whole list.")
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@dataclass
+class GeneratedSchema:
+    schema: strawberry.Schema
+    catalog: Catalog
+
+
+class _Builder:
+    """Defines generated classes in a synthetic module, so string annotations resolve lazily."""
+
+    def __init__(self) -> None:
+        name = f"service.graphql._generated_{next(_schema_ids)}"
+        self.module = types.ModuleType(name)
+        sys.modules[name] = self.module
+        self.ns = self.module.__dict__
+        self.pending: list[tuple[type, Any]] = []
+        self.ns.update(
+            uuid=uuid,
+            datetime=datetime,
+            date=date,
+            Node=Node,
+            PageInfo=PageInfo,
+            SortDirection=SortDirection,
+            JSON=strawberry.scalars.JSON,
+        )
+
+    def finish(self) -> None:
+        """Decorate every generated class, now that all of them are in the namespace.
+
+        Strawberry resolves a string annotation against the namespace as it is when the class
+        is decorated, and generated types refer to each other both ways (Post <-> Comment).
+        """
+        for cls, decorate in self.pending:
+            decorate(cls)
+        self.pending.clear()
+
+    def annotation(self, text: str) -> StrawberryAnnotation:
+        return StrawberryAnnotation(text, namespace=self.ns)
+
+    def field(
+        self,
+        name: str,
+        type_: str,
+        *,
+        args: dict[str, tuple[str, Any]] | None = None,
+        description: str | None = None,
+        default: Any = UNSET,
+    ) -> StrawberryField:
+        f = StrawberryField(
+            # `in`, `and`, `or`, `not` are GraphQL names but Python keywords.
+            python_name=f"{name}_" if keyword.iskeyword(name) else name,
+            graphql_name=name,
+            type_annotation=self.annotation(type_),
+            description=description,
+            default=default,
+        )
+        if args:
+            f.arguments = [
+                StrawberryArgument(
+                    python_name=arg,
+                    graphql_name=arg,
+                    type_annotation=self.annotation(arg_type),
+                    default=arg_default,
+                )
+                for arg, (arg_type, arg_default) in args.items()
+            ]
+        return f
+
+    def define(
+        self,
+        name: str,
+        fields: list[StrawberryField],
+        *,
+        kind: str = "type",
+        bases: tuple[type, ...] = (),
+        description: str | None = None,
+        one_of: bool = False,
+    ) -> type:
+        namespace: dict[str, Any] = {
+            "__module__": self.module.__name__,
+            "__qualname__": name,
+            "__annotations__": {f.python_name: f.type_annotation.annotation for f in fields},  # type: ignore[union-attr]
+        }
+        for f in fields:
+            namespace[f.python_name] = f  # type: ignore[index]
+        cls = type(name, bases, namespace)
+        if kind == "input":
+            self.pending.append(
+                (
+                    cls,
+                    lambda c: strawberry.input(
+                        c, name=name, description=description, one_of=one_of
+                    ),
+                )
+            )
+        else:
+            self.pending.append(
+                (cls, lambda c: strawberry.type(c, name=name, description=description))
+            )
+        self.ns[name] = cls
+        return cls
+
+
+def connection_args(model: ModelInfo) -> dict[str, tuple[str, Any]]:
+    return {
+        "first": ("int | None", UNSET),
+        "after": ("str | None", UNSET),
+        "last": ("int | None", UNSET),
+        "before": ("str | None", UNSET),
+        "filter": (f"{model.type_name}Filter | None", UNSET),
+        "orderBy": (f"list[{model.type_name}OrderBy] | None", UNSET),
+    }
+
+
+def build_schema(catalog: Catalog) -> GeneratedSchema:
+    b = _Builder()
+    for scalar, operators in FILTER_OPERATORS.items():
+        _define_scalar_filter(b, scalar, operators)
+    for model in catalog:
+        _define_model_types(b, catalog, model)
+
+    query_fields: list[StrawberryField] = []
+    mutation_fields: list[StrawberryField] = []
+    for model in catalog:
+        pk = model.primary_key
+        query_fields.append(
+            b.field(
+                model.single,
+                f"{model.type_name} | None",
+                args={pk.field: (f"{_PYTHON_SCALARS[pk.scalar]}", UNSET)},
+                description=f"One {model.type_name} by its {pk.field}, or null if not visible.",
+            )
+        )
+        query_fields.append(
+            b.field(
+                model.plural,
+                f"{model.type_name}Connection",
+                args=connection_args(model),
+                description=f"A page of {model.type_name} rows visible to the caller.",
+            )
+        )
+        mutation_fields.extend(_mutation_fields(b, model))
+    query_fields.append(
+        b.field(
+            "node",
+            "Node | None",
+            args={"nodeId": ("strawberry.ID", UNSET)},
+            description="Any object by its global `nodeId`.",
+        )
+    )
+    b.ns["strawberry"] = strawberry
+    viewer = next((m for m in catalog if m.table.fullname == "auth.users"), None)
+    if viewer is not None:
+        query_fields.append(
+            b.field(
+                "viewer",
+                f"{viewer.type_name} | None",
+                description="The caller's own user, or null when anonymous.",
+            )
+        )
+    query = b.define("Query", query_fields)
+    mutation = b.define("Mutation", mutation_fields) if mutation_fields else None
+    b.finish()
+    object_types = [b.ns[m.type_name] for m in catalog]
+    schema = strawberry.Schema(query=query, mutation=mutation, types=object_types)
+    return GeneratedSchema(schema=schema, catalog=catalog)
+
+
+def _define_scalar_filter(b: _Builder, scalar: str, operators: tuple[str, ...]) -> None:
+    py = _PYTHON_SCALARS[scalar]
+    fields = []
+    for op in operators:
+        if op in ("in", "nin"):
+            type_ = f"list[{py}] | None"
+        elif op == "isNull":
+            type_ = "bool | None"
+        else:
+            type_ = f"{py} | None"
+        fields.append(b.field(op, type_, default=UNSET))
+    b.define(
+        f"{scalar}Filter",
+        fields,
+        kind="input",
+        description=f"Conditions on a {scalar} column; all given conditions must hold.",
+    )
+
+
+def _define_model_types(b: _Builder, catalog: Catalog, model: ModelInfo) -> None:
+    name = model.type_name
+    fields = [b.field("nodeId", "strawberry.ID", description="Global id, for `node(nodeId:)`.")]
+    for column in model.columns.values():
+        fields.append(b.field(column.field, _output_type(column)))
+    for rel in model.relations.values():
+        target = catalog[rel.target]
+        if rel.to_many:
+            fields.append(
+                b.field(rel.field, f"{target.type_name}Connection", args=connection_args(target))
+            )
+        else:
+            fields.append(b.field(rel.field, f"{target.type_name} | None"))
+    b.ns["strawberry"] = strawberry
+    b.define(name, fields, bases=(Node,), description=f"A row of {model.table.fullname}.")
+
+    b.define(
+        f"{name}Edge",
+        [b.field("cursor", "str"), b.field("node", name)],
+        description=f"A {name} with its cursor.",
+    )
+    b.define(
+        f"{name}Connection",
+        [
+            b.field("edges", f"list[{name}Edge]"),
+            b.field("nodes", f"list[{name}]"),
+            b.field("pageInfo", "PageInfo"),
+            b.field("totalCount", "int", description="All matching rows, counted when asked."),
+        ],
+        description=f"A page of {name} rows.",
+    )
+
+    filter_fields = [
+        b.field(c.field, f"{c.scalar}Filter | None", default=UNSET)
+        for c in model.columns.values()
+        if c.scalar in FILTER_OPERATORS
+    ]
+    filter_fields += [
+        b.field("and", f"list[{name}Filter] | None", default=UNSET),
+        b.field("or", f"list[{name}Filter] | None", default=UNSET),
+        b.field("not", f"{name}Filter | None", default=UNSET),
+    ]
+    b.define(
+        f"{name}Filter",
+        filter_fields,
+        kind="input",
+        description=f"Which {name} rows to return; all given conditions must hold.",
+    )
+    b.define(
+        f"{name}OrderBy",
+        [b.field(c.field, "SortDirection | None", default=UNSET) for c in model.columns.values()],
+        kind="input",
+        one_of=True,
+        description="One sort key; the primary key is always appended as the tie-breaker.",
+    )
+
+
+def _mutation_fields(b: _Builder, model: ModelInfo) -> list[StrawberryField]:
+    if model.create_model is None:
+        return []
+    name = model.type_name
+    pk = model.primary_key
+    pk_type = _PYTHON_SCALARS[pk.scalar]
+    fields = []
+    b.define(
+        f"{name}CreateInput",
+        _input_fields(b, model, model.create_model, partial=False),
+        kind="input",
+        description=f"A new {name} (from {model.create_model.__name__}).",
+    )
+    fields.append(b.field(f"create{name}", name, args={"input": (f"{name}CreateInput", UNSET)}))
+    if model.update_model is not None:
+        b.define(
+            f"{name}UpdateInput",
+            _input_fields(b, model, model.update_model, partial=True),
+            kind="input",
+            description=f"Changes to a {name}; an absent field stays as it is.",
+        )
+        fields.append(
+            b.field(
+                f"update{name}",
+                f"{name} | None",
+                args={pk.field: (pk_type, UNSET), "input": (f"{name}UpdateInput", UNSET)},
+                description="The updated row, or null when no visible row has this id.",
+            )
+        )
+    fields.append(
+        b.field(
+            f"delete{name}",
+            f"{name} | None",
+            args={pk.field: (pk_type, UNSET)},
+            description="The deleted row, or null when no visible row had this id.",
+        )
+    )
+    return fields
+
+
+def _input_fields(
+    b: _Builder, model: ModelInfo, shape: type[BaseModel], *, partial: bool
+) -> list[StrawberryField]:
+    fields = []
+    for py_name, info in shape.model_fields.items():
+        column = model.column(py_name)
+        scalar = _PYTHON_SCALARS[column.scalar]
+        required = info.is_required() and not partial
+        type_ = scalar if required else f"{scalar} | None"
+        default: Any = UNSET
+        if not partial and not info.is_required() and info.default is not None:
+            default = info.default
+        fields.append(b.field(camel(py_name), type_, default=default))
+    return fields
+
+
+def _output_type(column: ColumnInfo) -> str:
+    scalar = _PYTHON_SCALARS[column.scalar]
+    # Private columns read as null for everyone but the row's own user.
+    return f"{scalar} | None" if column.nullable or column.private else scalar

@@ -1,0 +1,513 @@
+"""A plan tree → one SQL statement whose single value is the response's `data`, as JSON.
+
+PostgreSQL builds the JSON (json_build_object / json_agg), so Python never decodes rows. Every
+relation is a correlated sub-select: many-to-one by primary key, one-to-many as a keyset page
+per parent row. Values are bind parameters, passed as text and cast to the column's type.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import lru_cache
+from typing import Any
+
+import orjson
+
+from service.graphql.catalog import Catalog, ColumnInfo, ModelInfo
+from service.graphql.errors import BadUserInput
+from service.graphql.plan import (
+    BoolOp,
+    ByKey,
+    ColumnField,
+    Compare,
+    Connection,
+    Cursor,
+    EdgeNode,
+    Edges,
+    NodeIdField,
+    NodeLookup,
+    Nodes,
+    ObjectSelection,
+    OrderKey,
+    PageInfoField,
+    Ref,
+    ToOne,
+    TotalCount,
+    Typename,
+    Variables,
+    Viewer,
+    Write,
+)
+
+Getter = Callable[[Variables], Any]
+
+
+@dataclass
+class Statement:
+    sql: str
+    params: list[Getter] = field(default_factory=list)
+    # validations of arguments that the SQL does not need (a page size beside totalCount alone)
+    checks: list[Getter] = field(default_factory=list)
+
+    def bind(self, variables: Variables) -> list[Any]:
+        for check in self.checks:
+            check(variables)
+        return [get(variables) for get in self.params]
+
+
+def as_text(value: Any) -> str | None:
+    """A Python value as the text PostgreSQL parses back into the column's type."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(getattr(value, "value", value))
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+# --- global ids and cursors ----------------------------------------------------------------
+
+
+def encode_node_id(type_name: str, key: str) -> str:
+    return base64.b64encode(f"{type_name}:{key}".encode()).decode()
+
+
+def decode_node_id(catalog: Catalog, value: Any) -> tuple[str, str]:
+    try:
+        type_name, _, key = base64.b64decode(str(value), validate=True).decode().partition(":")
+        model = catalog.models[type_name]
+        return type_name, _check_value(model.primary_key, key)
+    except (binascii.Error, UnicodeDecodeError, KeyError, ValueError):
+        raise BadUserInput("invalid nodeId", field="nodeId") from None
+
+
+def _check_value(column: ColumnInfo, value: Any) -> str:
+    """Validate a key value from a client-held token (cursor, nodeId) for its column."""
+    text = str(value)
+    if column.python_type is uuid.UUID:
+        uuid.UUID(text)
+    elif column.python_type is datetime:
+        datetime.fromisoformat(text)
+    elif column.python_type is int:
+        int(text)
+    elif column.python_type is float:
+        float(text)
+    return text
+
+
+@lru_cache(maxsize=4096)
+def _decode_cursor(cursor: str, signature: str, columns: tuple[ColumnInfo, ...]) -> tuple[Any, ...]:
+    try:
+        payload = orjson.loads(base64.b64decode(cursor, validate=True))
+        if not isinstance(payload, list) or payload[0] != signature:
+            raise ValueError("cursor of another ordering")
+        values = payload[1:]
+        if len(values) != len(columns):
+            raise ValueError("wrong length")
+        return tuple(
+            None if v is None and c.nullable else _check_value(c, v)
+            for c, v in zip(columns, values, strict=True)
+        )
+    except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError, IndexError):
+        raise BadUserInput(
+            "invalid cursor: use a cursor this connection returned, with the same orderBy"
+        ) from None
+
+
+# --- the emitter ---------------------------------------------------------------------------
+
+
+class Emitter:
+    """Renders plan nodes into one statement, collecting its bind parameters."""
+
+    def __init__(self, catalog: Catalog, *, max_page_size: int) -> None:
+        self.catalog = catalog
+        self.max_page_size = max_page_size
+        self.statement = Statement("")
+        self._aliases = 0
+
+    def alias(self) -> str:
+        self._aliases += 1
+        return f"t{self._aliases}"
+
+    def bind(self, getter: Getter, cast: str) -> str:
+        self.statement.params.append(getter)
+        return f"${len(self.statement.params)}::{cast}"
+
+    def bind_value(self, column: ColumnInfo, ref: Ref) -> str:
+        placeholder = self.bind(lambda v: as_text(ref(v)), "text")
+        return placeholder if column.sql_type == "text" else f"{placeholder}::{column.sql_type}"
+
+    def bind_array(self, column: ColumnInfo, ref: Any) -> str:
+        placeholder = self.bind(lambda v: [as_text(x) for x in ref(v) or []], "text[]")
+        return placeholder if column.sql_type == "text" else f"{placeholder}::{column.sql_type}[]"
+
+    # objects
+
+    def json_object(self, pairs: list[tuple[str, str]]) -> str:
+        if len(pairs) <= 50:  # json_build_object takes at most 100 arguments
+            args = ", ".join(f"{_literal(k)}, {v}" for k, v in pairs)
+            return f"json_build_object({args})"
+        columns = ", ".join(f"{v} AS {_quote(k)}" for k, v in pairs)
+        return f"(SELECT row_to_json(_wide) FROM (SELECT {columns}) _wide)"
+
+    def object(self, selection: ObjectSelection, alias: str) -> str:
+        model = selection.model
+        pairs: list[tuple[str, str]] = []
+        for f in selection.fields:
+            if isinstance(f, ColumnField):
+                pairs.append((f.key, f"{alias}.{_quote(f.column.name)}"))
+            elif isinstance(f, NodeIdField):
+                pk = f"{alias}.{_quote(model.primary_key.name)}::text"
+                prefix = _literal(model.type_name + ":")
+                pairs.append((f.key, _base64(f"{prefix} || {pk}")))
+            elif isinstance(f, Typename):
+                pairs.append((f.key, _literal(f.name)))
+            elif isinstance(f, ToOne):
+                target = self.catalog[f.relation.target]
+                inner = self.alias()
+                join = " AND ".join(
+                    f"{inner}.{_quote(remote)} = {alias}.{_quote(local)}"
+                    for local, remote in f.relation.pairs
+                )
+                pairs.append(
+                    (
+                        f.key,
+                        f"(SELECT {self.object(f.target, inner)} FROM {target.qualified_table} "
+                        f"{inner} WHERE {join})",
+                    )
+                )
+            elif isinstance(f, Connection):
+                pairs.append((f.key, self.connection(f, alias)))
+        return self.json_object(pairs)
+
+    # connections
+
+    def connection(self, c: Connection, parent: str | None) -> str:
+        a = self.alias()
+        model = c.model
+        backward = c.page.backward
+        size_ref = c.page.last if backward else c.page.first
+        assert size_ref is not None
+        size_getter = self._page_size(size_ref, "last" if backward else "first")
+        if not any(isinstance(p, Nodes | Edges | PageInfoField) for p in c.parts):
+            # totalCount alone reads no page; its arguments must still be valid
+            self.statement.checks.append(size_getter)
+            for bound in (c.page.after, c.page.before):
+                if bound is not None:
+                    self.statement.checks.append(_cursor_check(bound, c))
+            return f"(SELECT {self.json_object(self._count_only(c, parent))})"
+        base = self._base_conditions(c, a, parent)
+        page_conditions = list(base)
+        cols = tuple(k.column for k in c.order)
+        if c.page.after is not None:
+            page_conditions.append(self._keyset(c, a, c.page.after, cols, after=True))
+        if c.page.before is not None:
+            page_conditions.append(self._keyset(c, a, c.page.before, cols, after=False))
+        size = self.bind(size_getter, "int")
+        order = ", ".join(
+            f"{a}.{_quote(k.column.name)} {'DESC' if k.descending != backward else 'ASC'}"
+            for k in c.order
+        )
+        where = " AND ".join(page_conditions) or "true"
+        page_rows = (
+            f"SELECT {a}.*, row_number() OVER (ORDER BY {order}) AS _rn "
+            f"FROM {model.qualified_table} {a} WHERE {where} ORDER BY {order} LIMIT {size} + 1"
+        )
+        in_page = f"{a}._rn <= {size}"
+        natural = "DESC" if backward else "ASC"
+        reverse = "ASC" if backward else "DESC"
+        cursor = self._cursor_expr(c, a)
+
+        pairs: list[tuple[str, str]] = []
+        for part in c.parts:
+            if isinstance(part, Nodes):
+                node = self.object(part.selection, a)
+                pairs.append((part.key, self._agg(node, a, natural, in_page)))
+            elif isinstance(part, Edges):
+                edge_pairs: list[tuple[str, str]] = []
+                for edge_part in part.parts:
+                    if isinstance(edge_part, Cursor):
+                        edge_pairs.append((edge_part.key, cursor))
+                    elif isinstance(edge_part, EdgeNode):
+                        edge_pairs.append((edge_part.key, self.object(edge_part.selection, a)))
+                    else:
+                        edge_pairs.append((edge_part.key, _literal(edge_part.name)))
+                pairs.append(
+                    (part.key, self._agg(self.json_object(edge_pairs), a, natural, in_page))
+                )
+            elif isinstance(part, TotalCount):
+                pairs.append((part.key, self._total_count(c, parent)))
+            elif isinstance(part, PageInfoField):
+                info: list[tuple[str, str]] = []
+                more = f"count(*) > {size}"
+                for key, name in part.parts:
+                    if name == "__typename":
+                        info.append((key, "'PageInfo'"))
+                    elif name == "hasNextPage":
+                        info.append(
+                            (key, self._beyond(c, parent, before=False) if backward else more)
+                        )
+                    elif name == "hasPreviousPage":
+                        info.append(
+                            (key, more if backward else self._beyond(c, parent, before=True))
+                        )
+                    elif name == "startCursor":
+                        order_by = reverse if backward else natural
+                        info.append((key, self._pick(cursor, a, order_by, in_page)))
+                    else:  # endCursor
+                        order_by = natural if backward else reverse
+                        info.append((key, self._pick(cursor, a, order_by, in_page)))
+                pairs.append((part.key, self.json_object(info)))
+            elif isinstance(part, Typename):
+                pairs.append((part.key, _literal(part.name)))
+        # GROUP BY (): exactly one row, also when the page is empty
+        return f"(SELECT {self.json_object(pairs)} FROM ({page_rows}) {a} GROUP BY ())"
+
+    def _total_count(self, c: Connection, parent: str | None) -> str:
+        t = self.alias()
+        conditions = " AND ".join(self._base_conditions(c, t, parent)) or "true"
+        return f"(SELECT count(*) FROM {c.model.qualified_table} {t} WHERE {conditions})"
+
+    def _count_only(self, c: Connection, parent: str | None) -> list[tuple[str, str]]:
+        pairs = []
+        for part in c.parts:
+            if isinstance(part, TotalCount):
+                pairs.append((part.key, self._total_count(c, parent)))
+            elif isinstance(part, Typename):
+                pairs.append((part.key, _literal(part.name)))
+        return pairs
+
+    @staticmethod
+    def _agg(value: str, a: str, direction: str, in_page: str) -> str:
+        return (
+            f"coalesce(json_agg({value} ORDER BY {a}._rn {direction}) "
+            f"FILTER (WHERE {in_page}), '[]'::json)"
+        )
+
+    @staticmethod
+    def _pick(value: str, a: str, direction: str, in_page: str) -> str:
+        return f"(array_agg({value} ORDER BY {a}._rn {direction}) FILTER (WHERE {in_page}))[1]"
+
+    def _beyond(self, c: Connection, parent: str | None, *, before: bool) -> str:
+        """Are there rows on the far side of the `after` (or `before`) cursor?"""
+        bound = c.page.after if before else c.page.before
+        if bound is None:
+            return "false"
+        t = self.alias()
+        conditions = self._base_conditions(c, t, parent)
+        cols = tuple(k.column for k in c.order)
+        # rows not after `after` are before it (or it); rows not before `before` follow it
+        strict = self._keyset(c, t, bound, cols, after=before)
+        conditions.append(f"NOT {strict}")
+        return (
+            f"EXISTS (SELECT FROM {c.model.qualified_table} {t} WHERE {' AND '.join(conditions)})"
+        )
+
+    def _base_conditions(self, c: Connection, a: str, parent: str | None) -> list[str]:
+        conditions = []
+        if c.relation is not None and parent is not None:
+            # pairs are (column on the parent, column on this table)
+            for local, remote in c.relation.pairs:
+                conditions.append(f"{a}.{_quote(remote)} = {parent}.{_quote(local)}")
+        if c.condition is not None:
+            conditions.append(self.condition(c.condition, a))
+        return conditions
+
+    def _page_size(self, ref: Ref, name: str) -> Getter:
+        limit = self.max_page_size
+
+        def get(variables: Variables) -> int:
+            size = ref(variables)
+            if not isinstance(size, int) or size < 0:
+                raise BadUserInput(f"`{name}` must be zero or more", field=name)
+            if size > limit:
+                raise BadUserInput(f"`{name}` may be at most {limit}", field=name)
+            return size
+
+        return get
+
+    def _cursor_expr(self, c: Connection, a: str) -> str:
+        values = ", ".join(f"{a}.{_quote(k.column.name)}" for k in c.order)
+        return _base64(f"json_build_array({_literal(c.order_signature)}, {values})::text")
+
+    def _keyset(
+        self, c: Connection, a: str, cursor: Ref, cols: tuple[ColumnInfo, ...], *, after: bool
+    ) -> str:
+        """Rows strictly after (or before) the cursor's row in the connection's order."""
+        signature = c.order_signature
+        params = []
+        for i, key in enumerate(c.order):
+
+            def get(variables: Variables, i: int = i) -> Any:
+                return _decode_cursor(str(cursor(variables)), signature, cols)[i]
+
+            p = self.bind(get, "text")
+            cast = key.column.sql_type
+            params.append(p if cast == "text" else f"{p}::{cast}")
+        columns = [f"{a}.{_quote(k.column.name)}" for k in c.order]
+        nullable = any(k.column.nullable for k in c.order)
+        directions = {k.descending for k in c.order}
+        if not nullable and len(directions) == 1:
+            # One direction and no nulls: a row comparison, which an index on the keys serves.
+            greater = after != c.order[0].descending
+            op = ">" if greater else "<"
+            return f"(({', '.join(columns)}) {op} ({', '.join(params)}))"
+        terms = []
+        for i, key in enumerate(c.order):
+            equal = [_equal(columns[j], params[j], c.order[j]) for j in range(i)]
+            greater = after != key.descending
+            step = _follows(columns[i], params[i], key, greater)
+            terms.append(" AND ".join([*equal, step]))
+        return "(" + " OR ".join(f"({t})" for t in terms) + ")"
+
+    # filters
+
+    def condition(self, cond: Any, a: str) -> str:
+        if isinstance(cond, BoolOp):
+            parts = [self.condition(item, a) for item in cond.items]
+            if cond.op == "not":
+                return f"NOT ({parts[0]})"
+            if not parts:
+                return "true" if cond.op == "and" else "false"
+            return "(" + f" {cond.op.upper()} ".join(parts) + ")"
+        assert isinstance(cond, Compare)
+        column = f"{a}.{_quote(cond.column.name)}"
+        op = cond.operator
+        if op == "isNull":
+            return f"{column} IS NULL" if cond.value(()) else f"{column} IS NOT NULL"  # type: ignore[arg-type]
+        if op in ("in", "nin"):
+            test = f"{column} = ANY({self.bind_array(cond.column, cond.value)})"
+            return test if op == "in" else f"NOT ({test})"
+        value = self.bind_value(cond.column, cond.value)
+        if op == "startsWith":
+            return f"starts_with({column}, {value})"
+        sql_op = {
+            "eq": "=",
+            "neq": "<>",
+            "lt": "<",
+            "lte": "<=",
+            "gt": ">",
+            "gte": ">=",
+            "like": "LIKE",
+            "ilike": "ILIKE",
+        }[op]
+        return f"{column} {sql_op} {value}"
+
+    # root fields
+
+    def by_key(self, f: ByKey) -> str:
+        a = self.alias()
+        pk = f.model.primary_key
+        return (
+            f"(SELECT {self.object(f.selection, a)} FROM {f.model.qualified_table} {a} "
+            f"WHERE {a}.{_quote(pk.name)} = {self.bind_value(pk, f.id)})"
+        )
+
+    def viewer(self, f: Viewer) -> str:
+        a = self.alias()
+        pk = f.selection.model.primary_key
+        return (
+            f"(SELECT {self.object(f.selection, a)} FROM {f.selection.model.qualified_table} {a} "
+            f"WHERE {a}.{_quote(pk.name)} = auth.uid())"
+        )
+
+    def node_lookup(self, f: NodeLookup) -> str:
+        catalog = self.catalog
+        type_param = self.bind(lambda v: decode_node_id(catalog, f.node_id(v))[0], "text")
+        key_param = self.bind(lambda v: decode_node_id(catalog, f.node_id(v))[1], "text")
+        branches = []
+        for type_name, selection in f.selections.items():
+            model = catalog[type_name]
+            a = self.alias()
+            pk = model.primary_key
+            key = key_param if pk.sql_type == "text" else f"{key_param}::{pk.sql_type}"
+            branches.append(
+                f"WHEN {_literal(type_name)} THEN (SELECT {self.object(selection, a)} "
+                f"FROM {model.qualified_table} {a} WHERE {a}.{_quote(pk.name)} = {key})"
+            )
+        return f"(CASE {type_param} {' '.join(branches)} END)"
+
+    # writes: one statement each, the write and the returned selection together
+
+    def write(self, w: Write, values: dict[str, Any]) -> str:
+        model = w.model
+        a = self.alias()
+        table = model.qualified_table
+        pk = model.primary_key
+        if w.kind == "create":
+            if values:
+                names = ", ".join(_quote(n) for n in values)
+                binds = ", ".join(
+                    self.bind_value(model.column(n), _const(v)) for n, v in values.items()
+                )
+                change = f"INSERT INTO {table} AS {a} ({names}) VALUES ({binds}) RETURNING {a}.*"
+            else:
+                change = f"INSERT INTO {table} AS {a} DEFAULT VALUES RETURNING {a}.*"
+        else:
+            assert w.id is not None
+            match = f"{a}.{_quote(pk.name)} = {self.bind_value(pk, w.id)}"
+            if w.kind == "delete":
+                change = f"DELETE FROM {table} AS {a} WHERE {match} RETURNING {a}.*"
+            else:
+                sets = [
+                    f"{_quote(n)} = {self.bind_value(model.column(n), _const(v))}"
+                    for n, v in values.items()
+                ]
+                sets += [
+                    f"{_quote(c.name)} = now()" for c in model.columns.values() if c.touch_on_update
+                ]
+                if not sets:
+                    sets = [f"{_quote(pk.name)} = {a}.{_quote(pk.name)}"]
+                change = (
+                    f"UPDATE {table} AS {a} SET {', '.join(sets)} WHERE {match} RETURNING {a}.*"
+                )
+        return f"WITH {a} AS ({change}) SELECT {self.object(w.selection, a)} FROM {a}"
+
+
+def _base64(text_expr: str) -> str:
+    # encode() wraps base64 at 76 characters; ids and cursors are single tokens
+    return f"translate(encode(convert_to({text_expr}, 'UTF8'), 'base64'), E'\\n', '')"
+
+
+def _cursor_check(cursor: Ref, c: Connection) -> Getter:
+    columns = tuple(k.column for k in c.order)
+    return lambda v: _decode_cursor(str(cursor(v)), c.order_signature, columns)
+
+
+def _const(value: Any) -> Ref:
+    from service.graphql.plan import Const
+
+    return Const(value)
+
+
+def _equal(column: str, param: str, key: OrderKey) -> str:
+    if key.column.nullable:
+        return f"{column} IS NOT DISTINCT FROM {param}"
+    return f"{column} = {param}"
+
+
+def _follows(column: str, param: str, key: OrderKey, greater: bool) -> str:
+    """`column` sorts strictly after `param`; nulls count as the greatest value (PostgreSQL's)."""
+    if not key.column.nullable:
+        return f"{column} {'>' if greater else '<'} {param}"
+    if greater:
+        return f"({param} IS NOT NULL AND ({column} > {param} OR {column} IS NULL))"
+    return f"({column} IS NOT NULL AND ({param} IS NULL OR {column} < {param}))"
+
+
+__all__ = ["Emitter", "ModelInfo", "Statement", "as_text", "decode_node_id", "encode_node_id"]

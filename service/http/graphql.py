@@ -1,0 +1,141 @@
+"""`/graphql` over HTTP (GraphQL-over-HTTP): POST JSON, GET for queries, GraphiQL for browsers."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from service.auth import ANONYMOUS
+from service.db.context import run_as
+from service.graphql.errors import BadUserInput, Code
+from service.graphql.execute import Executor
+from service.http.graphiql import graphiql_response, wants_graphiql
+
+log = logging.getLogger("service.graphql")
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+
+
+def _error(
+    message: str, status: int, media_type: str, code: Code = Code.BAD_USER_INPUT
+) -> Response:
+    body = orjson.dumps({"errors": [{"message": message, "extensions": {"code": code.value}}]})
+    return Response(body, status_code=status, media_type=media_type)
+
+
+def _response_type(request: Request) -> str:
+    accept = request.headers.get("accept", "")
+    if GRAPHQL_RESPONSE in accept:
+        return GRAPHQL_RESPONSE
+    return JSON
+
+
+class GraphQLEndpoint:
+    def __init__(self, executor: Executor, *, max_body_bytes: int, graphiql: bool) -> None:
+        self.executor = executor
+        self.max_body_bytes = max_body_bytes
+        self.graphiql = graphiql
+
+    async def handle(self, request: Request) -> Response:
+        media_type = _response_type(request)
+        if request.method == "GET":
+            if self.graphiql and wants_graphiql(request):
+                return graphiql_response(request)
+            try:
+                params = self._from_query_string(request)
+            except BadUserInput as error:
+                return _error(error.message, 400, media_type)
+        else:
+            try:
+                params = await self._from_body(request)
+            except BadUserInput as error:
+                return _error(error.message, 400, media_type)
+            except _TooLarge:
+                return _error(
+                    f"request body over {self.max_body_bytes} bytes",
+                    413,
+                    media_type,
+                    Code.LIMIT_EXCEEDED,
+                )
+        query, operation_name, variables = params
+        prepared = self.executor.prepare(query, operation_name)
+        if request.method == "GET" and prepared.is_mutation:
+            response = _error("mutations need POST", 405, media_type)
+            response.headers["Allow"] = "POST"
+            return response
+        principal = request.scope.get("principal", ANONYMOUS)
+        pool = request.app.state.pool
+
+        async def run_in_transaction(work: Any, *, write: bool) -> Any:
+            return await run_as(pool, principal, work, write=write)
+
+        try:
+            result = await self.executor.run(prepared, variables, run_in_transaction)  # type: ignore[arg-type]
+        except Exception:
+            # A bug or an outage, not the client's doing: log it whole, send nothing of it.
+            log.exception("unexpected error in operation %s", prepared.operation_label)
+            return _error("internal error", 500, media_type, Code.INTERNAL)
+        request.scope["graphql_operation"] = prepared.operation_label
+        request.scope["graphql_outcome"] = result.outcome
+        status = (
+            400 if result.outcome == "request_error" and media_type == GRAPHQL_RESPONSE else 200
+        )
+        return Response(result.body, status_code=status, media_type=media_type)
+
+    def _from_query_string(self, request: Request) -> tuple[str, str | None, dict[str, Any] | None]:
+        q = request.query_params
+        query = q.get("query")
+        if not query:
+            raise BadUserInput("missing `query`")
+        variables = None
+        if q.get("variables"):
+            try:
+                variables = orjson.loads(q["variables"])
+            except orjson.JSONDecodeError:
+                raise BadUserInput("`variables` is not valid JSON") from None
+        return query, q.get("operationName") or None, _check_variables(variables)
+
+    async def _from_body(self, request: Request) -> tuple[str, str | None, dict[str, Any] | None]:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > self.max_body_bytes:
+            raise _TooLarge
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > self.max_body_bytes:
+                raise _TooLarge
+        if content_type == "application/graphql":
+            return body.decode("utf-8", "replace"), None, None
+        if content_type not in ("application/json", ""):
+            raise BadUserInput("send JSON: Content-Type: application/json")
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise BadUserInput("the body is not valid JSON") from None
+        if not isinstance(payload, dict):
+            raise BadUserInput("the body must be a JSON object with a `query`")
+        query = payload.get("query")
+        if not isinstance(query, str) or not query:
+            raise BadUserInput("missing `query` (a string)")
+        operation_name = payload.get("operationName")
+        if operation_name is not None and not isinstance(operation_name, str):
+            raise BadUserInput("`operationName` must be a string")
+        return query, operation_name or None, _check_variables(payload.get("variables"))
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _check_variables(variables: Any) -> dict[str, Any] | None:
+    if variables is None:
+        return None
+    if not isinstance(variables, dict):
+        raise BadUserInput("`variables` must be a JSON object")
+    return variables

@@ -1,0 +1,62 @@
+"""Probes for orchestrators: `/livez` (the process runs) and `/readyz` (it can serve)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from service.db.migrate import schema_history
+
+# A probe every second from several orchestrator nodes should not each cost a query.
+_CACHE_SECONDS = 1.0
+_QUERY_TIMEOUT = 2.0
+
+
+def _json(http_status: int, **body: object) -> Response:
+    return Response(orjson.dumps(body), status_code=http_status, media_type="application/json")
+
+
+async def livez(request: Request) -> Response:
+    # Never touches the database: a database outage must not make orchestrators restart us.
+    return _json(200, status="ok")
+
+
+async def readyz(request: Request) -> Response:
+    state = request.app.state
+    if state.shutting_down:
+        return _json(503, status="unavailable", reason="shutting down")
+    pool = state.pool
+    if pool is None:
+        return _json(503, status="unavailable", reason=state.startup_reason)
+    now = time.monotonic()
+    cached = state.readiness_cache
+    if cached is not None and now - cached[0] < _CACHE_SECONDS:
+        return cached[1]
+    response = await _check(pool)
+    state.readiness_cache = (now, response)
+    return response
+
+
+async def _check(pool: object) -> Response:
+    import asyncpg
+
+    assert isinstance(pool, asyncpg.Pool)
+    try:
+        async with asyncio.timeout(_QUERY_TIMEOUT):
+            async with pool.acquire() as connection:
+                exists = await connection.fetchval("SELECT to_regclass('public.alembic_version')")
+                rows = (
+                    await connection.fetch("SELECT version_num FROM alembic_version")
+                    if exists
+                    else []
+                )
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+        return _json(503, status="unavailable", reason="database not reachable")
+    verdict = schema_history().judge(tuple(sorted(r[0] for r in rows)))
+    if not verdict.servable:
+        return _json(503, status="unavailable", reason=verdict.describe())
+    return _json(200, status="ok", schema=verdict.state, revision=",".join(verdict.current))

@@ -1,0 +1,37 @@
+"""Comment: `public.comments`, deleted with their post."""
+
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlmodel import Field, Relationship, SQLModel
+
+from service.models.columns import created_at, owner_id, uuid_primary_key
+
+if TYPE_CHECKING:
+    from service.models.post import Post
+    from service.models.user import User
+
+
+class CommentBase(SQLModel):
+    body: str
+
+
+class Comment(CommentBase, table=True):
+    __tablename__ = "comments"
+
+    id: uuid.UUID = uuid_primary_key()
+    post_id: uuid.UUID = Field(foreign_key="posts.id", ondelete="CASCADE", index=True)
+    author_id: uuid.UUID = owner_id()
+    created_at: datetime = created_at()
+
+    post: "Post" = Relationship(back_populates="comments")
+    author: "User" = Relationship(back_populates="comments")
+
+
+class CommentCreate(CommentBase):
+    post_id: uuid.UUID
+
+
+class CommentUpdate(SQLModel):
+    body: str | None = None

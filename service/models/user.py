@@ -1,0 +1,27 @@
+"""User: the `auth.users` table of Supabase's layout (the service does not sign users up)."""
+
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, ClassVar
+
+from sqlmodel import Field, Relationship, SQLModel
+
+from service.models.columns import created_at, uuid_primary_key
+
+if TYPE_CHECKING:
+    from service.models.comment import Comment
+    from service.models.post import Post
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+    __table_args__ = {"schema": "auth"}
+    # Only the user themself may read their email (see the migrations' column privileges).
+    __private_columns__: ClassVar[frozenset[str]] = frozenset({"email"})
+
+    id: uuid.UUID = uuid_primary_key()
+    email: str | None = Field(default=None, max_length=255)
+    created_at: datetime = created_at()
+
+    posts: list["Post"] = Relationship(back_populates="author")
+    comments: list["Comment"] = Relationship(back_populates="author")

@@ -1,0 +1,68 @@
+"""Seeded data for the API tests: 2 users, 25 posts (every 5th unpublished), 3 comments each."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from service.db.url import DatabaseURL
+
+SEED = """
+INSERT INTO auth.users (id, email, created_at) VALUES
+    ('00000000-0000-0000-0000-000000000001', 'alice@example.com', '2026-01-01T00:00:00Z'),
+    ('00000000-0000-0000-0000-000000000002', 'bob@example.com', '2026-01-02T00:00:00Z');
+INSERT INTO posts (id, title, content, published, author_id, created_at, updated_at)
+SELECT
+    ('10000000-0000-0000-0000-' || lpad(i::text, 12, '0'))::uuid,
+    'Post ' || lpad(i::text, 2, '0'),
+    'Content of post ' || i,
+    i % 5 <> 0,
+    ('00000000-0000-0000-0000-00000000000' || (1 + i % 2))::uuid,
+    -- two posts share each timestamp, so ordering by createdAt needs the id tie-breaker
+    timestamptz '2026-02-01T00:00:00Z' + (i / 2) * interval '1 hour',
+    timestamptz '2026-02-01T00:00:00Z'
+FROM generate_series(1, 25) AS i;
+INSERT INTO comments (id, body, post_id, author_id, created_at)
+SELECT
+    ('20000000-0000-0000-' || lpad(p::text, 4, '0') || '-' || lpad(c::text, 12, '0'))::uuid,
+    'Comment ' || c || ' on post ' || p,
+    ('10000000-0000-0000-0000-' || lpad(p::text, 12, '0'))::uuid,
+    ('00000000-0000-0000-0000-00000000000' || (1 + c % 2))::uuid,
+    timestamptz '2026-03-01T00:00:00Z' + p * interval '1 day' - c * interval '1 minute'
+FROM generate_series(1, 25) AS p, generate_series(1, 3) AS c;
+"""
+
+
+def post_id(i: int) -> str:
+    return f"10000000-0000-0000-0000-{i:012d}"
+
+
+@pytest.fixture
+async def seeded(database: DatabaseURL) -> DatabaseURL:
+    connection = await asyncpg.connect(**database.asyncpg_kwargs())
+    try:
+        await connection.execute(SEED)
+    finally:
+        await connection.close()
+    return database
+
+
+@pytest.fixture
+async def api(seeded: DatabaseURL) -> AsyncIterator[httpx.AsyncClient]:
+    from tests.support import RunningService
+
+    async with RunningService(seeded) as http:
+        yield http
+
+
+async def gql(
+    http: httpx.AsyncClient, query: str, variables: dict[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
+    response = await http.post("/graphql", json={"query": query, "variables": variables, **extra})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body

@@ -1,0 +1,200 @@
+"""Reading through the generated API: pages, cursors, order, filters, relations, lookups."""
+
+from __future__ import annotations
+
+from tests.graphql.conftest import gql, post_id
+from tests.support import RunningService
+
+Q2 = """
+query Q2 {
+  posts(first: 20, orderBy: [{createdAt: DESC}, {id: DESC}]) {
+    nodes {
+      id title createdAt author { id }
+      comments(first: 2, orderBy: [{createdAt: ASC}, {id: ASC}]) { nodes { body author { id } } }
+    }
+  }
+}
+"""
+
+
+async def test_default_page_is_20_rows_in_primary_key_order(api):
+    body = await gql(api, "{ posts { nodes { id } pageInfo { hasNextPage hasPreviousPage } } }")
+    ids = [n["id"] for n in body["data"]["posts"]["nodes"]]
+    assert ids == [post_id(i) for i in range(1, 21)]
+    assert body["data"]["posts"]["pageInfo"] == {"hasNextPage": True, "hasPreviousPage": False}
+
+
+async def test_second_page_starts_after_the_cursor_and_goes_back_with_before(api):
+    query = """
+    query($after: String, $before: String, $first: Int, $last: Int) {
+      posts(first: $first, after: $after, last: $last, before: $before,
+            orderBy: [{createdAt: DESC}]) {
+        edges { cursor node { title } }
+        pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+      }
+    }"""
+    first = (await gql(api, query, {"first": 10}))["data"]["posts"]
+    second = (await gql(api, query, {"first": 10, "after": first["pageInfo"]["endCursor"]}))[
+        "data"
+    ]["posts"]
+    titles = [e["node"]["title"] for e in first["edges"] + second["edges"]]
+    # createdAt DESC with the id (ascending) as tie-breaker: posts 24,25 share an hour, etc.
+    all_rows = (await gql(api, query, {"first": 25}))["data"]["posts"]["edges"]
+    assert titles == [e["node"]["title"] for e in all_rows[:20]]
+    assert second["pageInfo"]["hasPreviousPage"] is True
+    assert second["pageInfo"]["hasNextPage"] is True
+
+    back = (await gql(api, query, {"last": 10, "before": second["pageInfo"]["startCursor"]}))[
+        "data"
+    ]["posts"]
+    assert [e["node"]["title"] for e in back["edges"]] == titles[:10]
+    assert back["pageInfo"]["hasPreviousPage"] is False
+    assert back["pageInfo"]["hasNextPage"] is True
+
+
+async def test_nested_pages_are_per_parent(api):
+    body = await gql(api, Q2)
+    posts = body["data"]["posts"]["nodes"]
+    assert len(posts) == 20
+    assert all(len(p["comments"]["nodes"]) == 2 for p in posts)
+    for p in posts:
+        n = int(p["id"][-12:])
+        assert [c["body"] for c in p["comments"]["nodes"]] == [
+            f"Comment 3 on post {n}",
+            f"Comment 2 on post {n}",
+        ]
+
+
+async def test_a_q2_shaped_query_is_one_sql_statement_whatever_the_rows(seeded):
+    statements: list[str] = []
+    service = RunningService(seeded, db_pool_size=1)  # one connection: we see all it runs
+    async with service as http:
+        async with service.app.state.pool.acquire() as connection:
+            connection.add_query_logger(lambda record: statements.append(record.query))
+        body = await gql(http, Q2)
+    assert len(body["data"]["posts"]["nodes"]) == 20
+    assert len(statements) == 1, statements
+
+
+async def test_filters_combine_with_and_or_not(api):
+    query = """
+    { posts(filter: {
+        or: [{title: {startsWith: "Post 1"}}, {title: {in: ["Post 21", "Post 22"]}}],
+        not: {published: {eq: false}},
+        createdAt: {gte: "2026-02-01T03:00:00Z"}
+      }, first: 50) { totalCount nodes { title } } }"""
+    body = await gql(api, query)
+    titles = sorted(n["title"] for n in body["data"]["posts"]["nodes"])
+    expected = sorted(
+        f"Post {i:02d}" for i in [*range(10, 20), 21, 22] if i % 5 != 0 and i // 2 >= 3
+    )
+    assert titles == expected
+    assert body["data"]["posts"]["totalCount"] == len(expected)
+
+
+async def test_is_null_and_string_operators(api):
+    body = await gql(
+        api,
+        '{ a: posts(filter: {title: {ilike: "%post 0%"}}) { totalCount }'
+        "  b: posts(filter: {title: {isNull: true}}) { totalCount }"
+        "  c: users(filter: {email: {isNull: false}}) { totalCount } }",
+    )
+    assert body["data"] == {"a": {"totalCount": 9}, "b": {"totalCount": 0}, "c": {"totalCount": 2}}
+
+
+async def test_lookup_by_id_node_id_and_typename_with_fragments(api):
+    query = """
+    query($id: UUID!) {
+      post(id: $id) { __typename nodeId ...Basics author { email } }
+    }
+    fragment Basics on Post { title published }
+    """
+    body = await gql(api, query, {"id": post_id(3)})
+    post = body["data"]["post"]
+    assert post["__typename"] == "Post"
+    assert post["title"] == "Post 03"
+    node = await gql(
+        api,
+        "query($n: ID!) { node(nodeId: $n) { __typename ... on Post { title } "
+        "... on Comment { body } } }",
+        {"n": post["nodeId"]},
+    )
+    assert node["data"]["node"] == {"__typename": "Post", "title": "Post 03"}
+
+
+async def test_aliases_skip_and_include(api):
+    query = """
+    query($yes: Boolean!) {
+      first: post(id: "10000000-0000-0000-0000-000000000001") {
+        t: title c: content @skip(if: $yes)
+      }
+      again: post(id: "10000000-0000-0000-0000-000000000002") { title @include(if: $yes) }
+    }"""
+    body = await gql(api, query, {"yes": True})
+    assert body["data"] == {"first": {"t": "Post 01"}, "again": {"title": "Post 02"}}
+
+
+async def test_missing_row_is_null(api):
+    body = await gql(api, '{ post(id: "10000000-0000-0000-0000-999999999999") { id } }')
+    assert body == {"data": {"post": None}}
+
+
+async def test_timestamps_are_iso_8601_with_offset(api):
+    body = await gql(api, f'{{ post(id: "{post_id(2)}") {{ createdAt }} }}')
+    assert body["data"]["post"]["createdAt"] == "2026-02-01T01:00:00+00:00"
+
+
+async def test_bad_input_is_bad_user_input(api):
+    cases = [
+        "{ posts(first: 101) { totalCount } }",
+        "{ posts(first: -1) { totalCount } }",
+        '{ posts(after: "not-a-cursor") { totalCount } }',
+        "{ posts(first: 1, last: 1) { totalCount } }",
+        '{ post(id: "not-a-uuid") { id } }',
+        "{ posts(orderBy: [{createdAt: SIDEWAYS}]) { totalCount } }",
+        '{ node(nodeId: "garbage") { nodeId } }',
+        "{ posts { nope } }",
+        "{ posts {",
+    ]
+    for query in cases:
+        body = await gql(api, query)
+        assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", (query, body)
+        assert "SELECT" not in str(body)
+
+
+async def test_a_cursor_from_another_order_is_refused(api):
+    body = await gql(api, "{ posts(first: 1) { pageInfo { endCursor } } }")
+    cursor = body["data"]["posts"]["pageInfo"]["endCursor"]
+    refused = await gql(
+        api,
+        "query($c: String) { posts(after: $c, orderBy: [{title: ASC}]) { totalCount } }",
+        {"c": cursor},
+    )
+    assert refused["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_introspection_works_alongside_data(api):
+    body = await gql(api, '{ __type(name: "Post") { name } posts(first: 1) { totalCount } }')
+    assert body["data"] == {"__type": {"name": "Post"}, "posts": {"totalCount": 25}}
+
+
+async def test_get_serves_queries_and_refuses_mutations(api):
+    ok = await api.get("/graphql", params={"query": "{ posts(first: 1) { totalCount } }"})
+    assert ok.json() == {"data": {"posts": {"totalCount": 25}}}
+    refused = await api.get(
+        "/graphql",
+        params={
+            "query": 'mutation { deletePost(id: "10000000-0000-0000-0000-000000000001") { id } }'
+        },
+    )
+    assert refused.status_code == 405
+
+
+async def test_graphql_response_media_type_gives_400_for_invalid_documents(api):
+    response = await api.post(
+        "/graphql",
+        json={"query": "{ nope }"},
+        headers={"accept": "application/graphql-response+json"},
+    )
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("application/graphql-response+json")

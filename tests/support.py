@@ -1,0 +1,83 @@
+"""Helpers shared by the tests: the database server handle, the served app, subprocess env."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+import uvicorn
+
+from service.app import create_app
+from service.db.url import DatabaseURL
+from service.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVICE = [sys.executable, "-m", "service"]
+
+
+@dataclass
+class Server:
+    """The session's PostgreSQL: where to connect as an administrator."""
+
+    admin: DatabaseURL
+
+    def url(self, database: str) -> DatabaseURL:
+        return DatabaseURL(self.admin.url.set(database=database))
+
+    async def execute(self, sql: str) -> None:
+        connection = await asyncpg.connect(**self.admin.asyncpg_kwargs())
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    def run(self, sql: str) -> None:
+        asyncio.run(self.execute(sql))
+
+
+def settings_for(url: DatabaseURL, **overrides: object) -> Settings:
+    return Settings(_env_file=None, database_url=url.sqlalchemy, **overrides)  # type: ignore[call-arg]
+
+
+class RunningService:
+    """The app served by uvicorn on a real socket, in this test's event loop."""
+
+    def __init__(self, url: DatabaseURL, **overrides: object) -> None:
+        self.settings = settings_for(url, **overrides)
+        self.app = create_app(self.settings)
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.socket = sock
+        self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> httpx.AsyncClient:
+        self.task = asyncio.create_task(self.server.serve(sockets=[self.socket]))
+        while not self.server.started:
+            if self.task.done():
+                self.task.result()
+            await asyncio.sleep(0.01)
+        self.client = httpx.AsyncClient(base_url=self.base_url, timeout=30)
+        return self.client
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.client.aclose()
+        self.server.should_exit = True
+        assert self.task is not None
+        await self.task
+        self.socket.close()
+
+
+def service_env(**values: str) -> dict[str, str]:
+    """The environment for a `service` subprocess: ours, minus any service settings."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SERVICE_DATA_DIR")}
+    env.update(values)
+    return env

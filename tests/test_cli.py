@@ -1,0 +1,202 @@
+"""The `service` command as an operator runs it: serve, migrate, and its failures."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from service.db.migrate import LOCK_KEY
+from service.db.url import DatabaseURL
+from tests.support import ROOT, SERVICE, service_env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(args: list[str], **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*SERVICE, *args],
+        cwd=ROOT,
+        env=service_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def stop(process: subprocess.Popen[str]) -> str:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=30)
+    return output
+
+
+def wait_ready(base: str, process: subprocess.Popen[str], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(
+                f"service exited: {process.stdout.read() if process.stdout else ''}"
+            )
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("service did not become ready")
+
+
+def run(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*SERVICE, *args],
+        cwd=ROOT,
+        env=service_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def sql(url: DatabaseURL, statement: str) -> None:
+    connection = await asyncpg.connect(**url.asyncpg_kwargs())
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def test_serve_migrates_then_answers_graphql_over_http(empty_database):
+    port = free_port()
+    process = start(["serve", "--port", str(port)], DATABASE_URL=empty_database.sqlalchemy)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base, process)
+        asyncio.run(
+            sql(
+                empty_database,
+                "INSERT INTO auth.users (id, email) VALUES "
+                "('00000000-0000-0000-0000-00000000000a', 'a@example.com');"
+                "INSERT INTO posts (title, content, published, author_id) VALUES "
+                "('Hello', 'World', true, '00000000-0000-0000-0000-00000000000a')",
+            )
+        )
+        response = httpx.post(
+            f"{base}/graphql",
+            json={"query": "{ posts { nodes { title author { id } } } }"},
+        )
+        assert response.status_code == 200
+        assert response.json() == {
+            "data": {
+                "posts": {
+                    "nodes": [
+                        {"title": "Hello", "author": {"id": "00000000-0000-0000-0000-00000000000a"}}
+                    ]
+                }
+            }
+        }
+    finally:
+        output = stop(process)
+    assert process.returncode == 0, output
+    assert "serving GraphQL at http://localhost:" in output
+    assert "Traceback" not in output
+
+
+def test_a_second_server_on_the_same_data_folder_fails_clearly(world_traversable_tmp: Path):
+    data_dir = world_traversable_tmp / "two-servers"
+    first = start(["serve", "--port", str(free_port())], SERVICE_DATA_DIR=str(data_dir))
+    try:
+        deadline = time.monotonic() + 60
+        while not (data_dir / "postmaster.pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1)
+        second = run(["serve", "--port", str(free_port())], SERVICE_DATA_DIR=str(data_dir))
+    finally:
+        stop(first)
+    assert second.returncode != 0
+    lines = [line for line in second.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, second.stderr
+    assert "already in use by another running server" in lines[0]
+
+
+def test_two_migrations_at_once_one_migrates_the_other_waits_then_does_nothing(
+    empty_database,
+):
+    async def scenario() -> tuple[str, str]:
+        holder = await asyncpg.connect(**empty_database.asyncpg_kwargs())
+        await holder.execute(f"SELECT pg_advisory_lock({LOCK_KEY})")
+        env = service_env(DATABASE_URL=empty_database.sqlalchemy)
+        processes = [
+            await asyncio.create_subprocess_exec(
+                *SERVICE,
+                "migrate",
+                cwd=ROOT,
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+            for _ in range(2)
+        ]
+        await asyncio.sleep(2)  # both are now waiting on the lock the test holds
+        assert all(p.returncode is None for p in processes)
+        await holder.execute(f"SELECT pg_advisory_unlock({LOCK_KEY})")
+        await holder.close()
+        outputs = []
+        for p in processes:
+            out, _ = await asyncio.wait_for(p.communicate(), 60)
+            assert p.returncode == 0, out
+            outputs.append(out.decode())
+        return outputs[0], outputs[1]
+
+    a, b = asyncio.run(scenario())
+    both = a + b
+    assert both.count("migrated schema from empty to") == 1, both
+    assert both.count("nothing to migrate") == 1, both
+    assert both.count("waiting for the migration lock") == 2, both
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["not a url", "mysql://user@localhost/db", "postgresql://u@127.0.0.1:1/nothing-listens"],
+)
+def test_a_bad_or_unreachable_database_is_one_clear_line_and_a_failure(url):
+    result = run(["migrate"], DATABASE_URL=url, DB_CONNECT_TIMEOUT="2")
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "DATABASE_URL" in lines[0] or "cannot migrate" in lines[0]
+
+
+def test_a_database_migrated_by_a_newer_release_is_left_alone_with_a_warning(database):
+    asyncio.run(sql(database, "UPDATE alembic_version SET version_num = 'f00dcafe9999'"))
+    result = run(["migrate"], DATABASE_URL=database.sqlalchemy)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1
+    assert "f00dcafe9999" in warnings[0] and "0002" in warnings[0]
+
+    refused = run(["migrate"], DATABASE_URL=database.sqlalchemy, REFUSE_NEWER_SCHEMA="true")
+    assert refused.returncode != 0
+    assert "f00dcafe9999" in refused.stderr
+
+
+def test_python_dash_m_service_is_the_same_command():
+    result = run(["--help"])
+    assert result.returncode == 0
+    for command in ("serve", "migrate", "schema"):
+        assert command in result.stdout
+    assert os.path.exists(ROOT / "alembic.ini")
