@@ -87,6 +87,18 @@ class ModelInfo:
         schema = f'"{self.table.schema}".' if self.table.schema else ""
         return f'{schema}"{self.table.name}"'
 
+    @property
+    def read_from(self) -> str:
+        """What reads select from: the table, or the view a model names for reading.
+
+        A view lets PostgreSQL decide what each caller sees of a table that the API roles
+        may not read directly (auth.users on Supabase; users' private emails).
+        """
+        view = getattr(self.model, "__read_view__", None)
+        if view is None:
+            return self.qualified_table
+        return ".".join(f'"{part}"' for part in view.split("."))
+
     def column(self, db_name: str) -> ColumnInfo:
         for info in self.columns.values():
             if info.name == db_name:

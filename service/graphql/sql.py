@@ -187,7 +187,7 @@ class Emitter:
                 pairs.append(
                     (
                         f.key,
-                        f"(SELECT {self.object(f.target, inner)} FROM {target.qualified_table} "
+                        f"(SELECT {self.object(f.target, inner)} FROM {target.read_from} "
                         f"{inner} WHERE {join})",
                     )
                 )
@@ -226,7 +226,7 @@ class Emitter:
         where = " AND ".join(page_conditions) or "true"
         page_rows = (
             f"SELECT {a}.*, row_number() OVER (ORDER BY {order}) AS _rn "
-            f"FROM {model.qualified_table} {a} WHERE {where} ORDER BY {order} LIMIT {size} + 1"
+            f"FROM {model.read_from} {a} WHERE {where} ORDER BY {order} LIMIT {size} + 1"
         )
         in_page = f"{a}._rn <= {size}"
         natural = "DESC" if backward else "ASC"
@@ -281,7 +281,7 @@ class Emitter:
     def _total_count(self, c: Connection, parent: str | None) -> str:
         t = self.alias()
         conditions = " AND ".join(self._base_conditions(c, t, parent)) or "true"
-        return f"(SELECT count(*) FROM {c.model.qualified_table} {t} WHERE {conditions})"
+        return f"(SELECT count(*) FROM {c.model.read_from} {t} WHERE {conditions})"
 
     def _count_only(self, c: Connection, parent: str | None) -> list[tuple[str, str]]:
         pairs = []
@@ -315,7 +315,7 @@ class Emitter:
         strict = self._keyset(c, t, bound, cols, after=before)
         conditions.append(f"NOT {strict}")
         return (
-            f"EXISTS (SELECT FROM {c.model.qualified_table} {t} WHERE {' AND '.join(conditions)})"
+            f"EXISTS (SELECT FROM {c.model.read_from} {t} WHERE {' AND '.join(conditions)})"
         )
 
     def _base_conditions(self, c: Connection, a: str, parent: str | None) -> list[str]:
@@ -414,7 +414,7 @@ class Emitter:
         a = self.alias()
         pk = f.model.primary_key
         return (
-            f"(SELECT {self.object(f.selection, a)} FROM {f.model.qualified_table} {a} "
+            f"(SELECT {self.object(f.selection, a)} FROM {f.model.read_from} {a} "
             f"WHERE {a}.{_quote(pk.name)} = {self.bind_value(pk, f.id)})"
         )
 
@@ -422,7 +422,7 @@ class Emitter:
         a = self.alias()
         pk = f.selection.model.primary_key
         return (
-            f"(SELECT {self.object(f.selection, a)} FROM {f.selection.model.qualified_table} {a} "
+            f"(SELECT {self.object(f.selection, a)} FROM {f.selection.model.read_from} {a} "
             f"WHERE {a}.{_quote(pk.name)} = auth.uid())"
         )
 
@@ -438,7 +438,7 @@ class Emitter:
             key = key_param if pk.sql_type == "text" else f"{key_param}::{pk.sql_type}"
             branches.append(
                 f"WHEN {_literal(type_name)} THEN (SELECT {self.object(selection, a)} "
-                f"FROM {model.qualified_table} {a} WHERE {a}.{_quote(pk.name)} = {key})"
+                f"FROM {model.read_from} {a} WHERE {a}.{_quote(pk.name)} = {key})"
             )
         return f"(CASE {type_param} {' '.join(branches)} END)"
 
