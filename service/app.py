@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route
 
+from service.auth import Authenticator
 from service.db.pool import create_pool
 from service.db.url import DatabaseURL
 from service.graphql.catalog import Catalog
@@ -59,7 +60,12 @@ def create_app(settings: Settings | None = None, executor: Executor | None = Non
             await app.state.pool.close()
 
     graphiql = not settings.is_production
-    endpoint = GraphQLEndpoint(executor, max_body_bytes=settings.max_body_bytes, graphiql=graphiql)
+    endpoint = GraphQLEndpoint(
+        executor,
+        Authenticator(settings),
+        max_body_bytes=settings.max_body_bytes,
+        graphiql=graphiql,
+    )
     routes: list[BaseRoute] = [
         Route("/graphql", endpoint.handle, methods=["GET", "POST"]),
         Route("/livez", livez, methods=["GET"]),

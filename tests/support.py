@@ -15,6 +15,7 @@ import uvicorn
 
 from service.app import create_app
 from service.db.url import DatabaseURL
+from service.graphql.execute import Executor
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,11 +47,17 @@ def settings_for(url: DatabaseURL, **overrides: object) -> Settings:
 
 
 class RunningService:
-    """The app served by uvicorn on a real socket, in this test's event loop."""
+    """The app served by uvicorn on a real socket, in this test's event loop.
 
-    def __init__(self, url: DatabaseURL, **overrides: object) -> None:
+    `executor` serves another schema (e.g. one built from extra models); by default the app
+    builds its own from the models' registry.
+    """
+
+    def __init__(
+        self, url: DatabaseURL, executor: Executor | None = None, **overrides: object
+    ) -> None:
         self.settings = settings_for(url, **overrides)
-        self.app = create_app(self.settings)
+        self.app = create_app(self.settings, executor)
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         self.socket = sock
@@ -81,3 +88,11 @@ def service_env(**values: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SERVICE_DATA_DIR")}
     env.update(values)
     return env
+
+
+def token_for(user_id: str, *, role: str = "authenticated", ttl_seconds: int = 600) -> str:
+    """A token signed with the settings' secret (the development default in tests)."""
+    from service.auth import issue_token
+
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    return issue_token(settings, sub=user_id, email=None, role=role, ttl_seconds=ttl_seconds)

@@ -14,7 +14,7 @@ import asyncpg
 import httpx
 import pytest
 
-from service.db.migrate import LOCK_KEY
+from service.db.migrate import LOCK_KEY, schema_history
 from service.db.url import DatabaseURL
 from tests.support import ROOT, SERVICE, service_env
 
@@ -187,7 +187,7 @@ def test_a_database_migrated_by_a_newer_release_is_left_alone_with_a_warning(dat
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if "WARNING" in line]
     assert len(warnings) == 1
-    assert "f00dcafe9999" in warnings[0] and "0002" in warnings[0]
+    assert "f00dcafe9999" in warnings[0] and schema_history().head in warnings[0]
 
     refused = run(["migrate"], DATABASE_URL=database.sqlalchemy, REFUSE_NEWER_SCHEMA="true")
     assert refused.returncode != 0

@@ -26,6 +26,8 @@ async def create_pool(url: DatabaseURL, settings: Settings) -> asyncpg.Pool:
     server_settings = dict(kwargs.pop("server_settings", {}))
     server_settings.setdefault("statement_timeout", str(settings.statement_timeout_ms))
     server_settings.setdefault("application_name", "service")
+    # db/context.py quotes the caller's claims as a literal; this makes that quoting complete.
+    server_settings["standard_conforming_strings"] = "on"
     pool = await asyncpg.create_pool(
         **kwargs,
         min_size=1,

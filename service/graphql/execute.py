@@ -113,11 +113,9 @@ class Result:
 
 
 class Runner:
-    """Runs work on a connection as the caller; `write` work gets a transaction of its own."""
+    """Runs work on a connection in one transaction, as the caller."""
 
-    async def __call__(
-        self, work: Callable[[asyncpg.Connection], Awaitable[Any]], *, write: bool
-    ) -> Any:
+    async def __call__(self, work: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
         raise NotImplementedError
 
 
@@ -181,6 +179,8 @@ class Executor:
         prepared: Document,
         variables: dict[str, Any] | None,
         run_in_transaction: Runner,
+        *,
+        anonymous: bool = True,
     ) -> Result:
         if prepared.errors:
             return Result(_errors_body(prepared.errors), "request_error")
@@ -204,15 +204,15 @@ class Executor:
             return self._introspect(prepared, variables)
         try:
             if plan.kind is OperationType.MUTATION:
-                return await self._mutate(plan, coerced, run_in_transaction)
+                return await self._mutate(plan, coerced, run_in_transaction, anonymous)
             assert compiled.read is not None
             params = compiled.read.bind(coerced)
             sql = compiled.read.sql
-            data: bytes = await run_in_transaction(lambda c: c.fetchval(sql, *params), write=False)
+            data: bytes = await run_in_transaction(lambda c: c.fetchval(sql, *params))
         except ApiError as error:
             return Result(_errors_body([error.to_dict()], data_null=True), "field_error")
         except asyncpg.PostgresError as error:
-            api_error = from_database(error)
+            api_error = _for_caller(from_database(error), anonymous)
             return Result(_errors_body([api_error.to_dict()], data_null=True), "field_error")
         if plan.has_introspection:
             return self._merge_introspection(prepared, variables, plan, data)
@@ -249,42 +249,57 @@ class Executor:
         self.plans.put(key, compiled)
         return compiled
 
-    async def _mutate(self, plan: OperationPlan, coerced: dict[str, Any], run: Runner) -> Result:
+    async def _mutate(
+        self, plan: OperationPlan, coerced: dict[str, Any], run: Runner, anonymous: bool
+    ) -> Result:
         # Each mutation field is one statement; all of an operation's fields share a transaction
         # and a failure rolls all of them back, so a client never sees half an operation applied.
-        statements: list[tuple[str, Statement | None]] = []
+        statements: list[tuple[str, Statement | None, Statement | None]] = []
         for f in plan.fields:
             if isinstance(f, Typename):
-                statements.append((f.key, None))
+                statements.append((f.key, None, None))
                 continue
             assert isinstance(f, Write)
             values = self._validated_input(f, coerced)
             emitter = Emitter(self.catalog, max_page_size=self.limits.max_page_size)
             emitter.statement.sql = emitter.write(f, values)
-            statements.append((f.key, emitter.statement))
+            visible = None
+            if f.kind != "create":
+                # Run only when the write matched nothing: was the row there but not ours?
+                checker = Emitter(self.catalog, max_page_size=self.limits.max_page_size)
+                checker.statement.sql = checker.exists(f)
+                visible = checker.statement
+            statements.append((f.key, emitter.statement, visible))
 
         async def work(connection: asyncpg.Connection) -> list[bytes]:
             out = []
-            for key, statement in statements:
+            for key, statement, visible in statements:
                 if statement is None:
                     out.append(orjson.dumps(plan.root_type))
                     continue
                 try:
                     value = await connection.fetchval(statement.sql, *statement.bind(coerced))
+                    if (
+                        value is None
+                        and visible is not None
+                        and await connection.fetchval(visible.sql, *visible.bind(coerced))
+                    ):
+                        raise _AtField(key, ApiError(_NOT_YOURS, code=Code.FORBIDDEN))
                 except asyncpg.PostgresError as error:
                     raise _AtField(key, from_database(error)) from None
                 out.append(b"null" if value is None else value)
             return out
 
         try:
-            values = await run(work, write=True)
+            values = await run(work)
         except _AtField as failed:
+            error = _for_caller(failed.error, anonymous)
             return Result(
-                _errors_body([failed.error.to_dict([failed.key])], data_null=True), "field_error"
+                _errors_body([error.to_dict([failed.key])], data_null=True), "field_error"
             )
         parts = [
             orjson.dumps(key) + b":" + value
-            for (key, _), value in zip(statements, values, strict=True)
+            for (key, _, _), value in zip(statements, values, strict=True)
         ]
         return Result(b'{"data":{' + b",".join(parts) + b"}}")
 
@@ -342,6 +357,16 @@ class Executor:
             for f in plan.fields
         }
         return Result(orjson.dumps({"data": merged}))
+
+
+_NOT_YOURS = "not allowed to change this row"
+
+
+def _for_caller(error: ApiError, anonymous: bool) -> ApiError:
+    # What an anonymous caller may not do, a signed-in one might: say so.
+    if anonymous and error.code is Code.FORBIDDEN:
+        return ApiError("sign in to do this", code=Code.UNAUTHENTICATED)
+    return error
 
 
 class _AtField(Exception):

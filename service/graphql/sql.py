@@ -314,9 +314,7 @@ class Emitter:
         # rows not after `after` are before it (or it); rows not before `before` follow it
         strict = self._keyset(c, t, bound, cols, after=before)
         conditions.append(f"NOT {strict}")
-        return (
-            f"EXISTS (SELECT FROM {c.model.read_from} {t} WHERE {' AND '.join(conditions)})"
-        )
+        return f"EXISTS (SELECT FROM {c.model.read_from} {t} WHERE {' AND '.join(conditions)})"
 
     def _base_conditions(self, c: Connection, a: str, parent: str | None) -> list[str]:
         conditions = []
@@ -441,6 +439,16 @@ class Emitter:
                 f"FROM {model.read_from} {a} WHERE {a}.{_quote(pk.name)} = {key})"
             )
         return f"(CASE {type_param} {' '.join(branches)} END)"
+
+    def exists(self, w: Write) -> str:
+        """Is the row an update or delete names visible to the caller?"""
+        assert w.id is not None
+        a = self.alias()
+        pk = w.model.primary_key
+        return (
+            f"SELECT EXISTS (SELECT FROM {w.model.read_from} {a} "
+            f"WHERE {a}.{_quote(pk.name)} = {self.bind_value(pk, w.id)})"
+        )
 
     # writes: one statement each, the write and the returned selection together
 

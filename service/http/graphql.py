@@ -9,7 +9,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from service.auth import ANONYMOUS
+from service.auth import Authenticator, InvalidToken
 from service.db.context import run_as
 from service.graphql.errors import BadUserInput, Code
 from service.graphql.execute import Executor
@@ -36,16 +36,31 @@ def _response_type(request: Request) -> str:
 
 
 class GraphQLEndpoint:
-    def __init__(self, executor: Executor, *, max_body_bytes: int, graphiql: bool) -> None:
+    def __init__(
+        self,
+        executor: Executor,
+        authenticator: Authenticator,
+        *,
+        max_body_bytes: int,
+        graphiql: bool,
+    ) -> None:
         self.executor = executor
+        self.authenticator = authenticator
         self.max_body_bytes = max_body_bytes
         self.graphiql = graphiql
 
     async def handle(self, request: Request) -> Response:
         media_type = _response_type(request)
+        if request.method == "GET" and self.graphiql and wants_graphiql(request):
+            return graphiql_response(request)
+        try:
+            principal = await self.authenticator.principal(request.headers.get("authorization"))
+        except InvalidToken as error:
+            response = _error(str(error), 401, media_type, Code.UNAUTHENTICATED)
+            response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+            return response
+        request.scope["principal_role"] = principal.role
         if request.method == "GET":
-            if self.graphiql and wants_graphiql(request):
-                return graphiql_response(request)
             try:
                 params = self._from_query_string(request)
             except BadUserInput as error:
@@ -68,14 +83,18 @@ class GraphQLEndpoint:
             response = _error("mutations need POST", 405, media_type)
             response.headers["Allow"] = "POST"
             return response
-        principal = request.scope.get("principal", ANONYMOUS)
         pool = request.app.state.pool
 
-        async def run_in_transaction(work: Any, *, write: bool) -> Any:
-            return await run_as(pool, principal, work, write=write)
+        async def run_in_transaction(work: Any) -> Any:
+            return await run_as(pool, principal, work)
 
         try:
-            result = await self.executor.run(prepared, variables, run_in_transaction)  # type: ignore[arg-type]
+            result = await self.executor.run(
+                prepared,
+                variables,
+                run_in_transaction,  # type: ignore[arg-type]
+                anonymous=principal.anonymous,
+            )
         except Exception:
             # A bug or an outage, not the client's doing: log it whole, send nothing of it.
             log.exception("unexpected error in operation %s", prepared.operation_label)

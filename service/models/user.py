@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 class User(SQLModel, table=True):
     __tablename__ = "users"
     __table_args__ = {"schema": "auth"}
-    # Only the user themself may read their email (see the migrations' column privileges).
+    # Reads go through this view (migration 0003): it shows a user's email only to that user.
+    __read_view__: ClassVar[str] = "public.visible_users"
     __private_columns__: ClassVar[frozenset[str]] = frozenset({"email"})
 
     id: uuid.UUID = uuid_primary_key()

@@ -61,15 +61,25 @@ def test_upgrade_head_creates_the_schema_and_downgrade_base_removes_it(empty_dat
     assert {"auth.users", "public.posts", "public.comments"} <= tables(empty_database)
 
 
-def test_step_down_and_up_keeps_users(empty_database):
+def test_stepping_down_and_up_keeps_rows(empty_database):
     alembic(empty_database, "upgrade", "head")
-    asyncio.run(fetch(empty_database, "INSERT INTO auth.users (email) VALUES ('kept@example.com')"))
+    asyncio.run(
+        execute(
+            empty_database,
+            "INSERT INTO auth.users (id, email) VALUES "
+            "('00000000-0000-0000-0000-00000000000a', 'kept@example.com');"
+            "INSERT INTO posts (title, content, published, author_id) VALUES "
+            "('Kept', '', true, '00000000-0000-0000-0000-00000000000a')",
+        )
+    )
     alembic(empty_database, "downgrade", "-1")
-    assert "public.posts" not in tables(empty_database)
     alembic(empty_database, "upgrade", "+1")
+    rows = asyncio.run(fetch(empty_database, "SELECT title FROM posts"))
+    assert [r["title"] for r in rows] == ["Kept"]
+    alembic(empty_database, "downgrade", "0001")
+    assert "public.posts" not in tables(empty_database)
     rows = asyncio.run(fetch(empty_database, "SELECT email FROM auth.users"))
     assert [r["email"] for r in rows] == ["kept@example.com"]
-    alembic(empty_database, "downgrade", "0001")
     alembic(empty_database, "upgrade", "head")
     assert "public.posts" in tables(empty_database)
 

@@ -1,4 +1,8 @@
-"""Seeded data for the API tests: 2 users, 25 posts (every 5th unpublished), 3 comments each."""
+"""Seeded data for the API tests: 2 users, 25 published posts, 3 comments each.
+
+Everything is published so that every caller sees every row: these tests are about the API's
+shape. Who sees what (RLS) is tested in tests/auth/.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import httpx
 import pytest
 
 from service.db.url import DatabaseURL
+from tests.support import token_for
 
 SEED = """
 INSERT INTO auth.users (id, email, created_at) VALUES
@@ -20,7 +25,7 @@ SELECT
     ('10000000-0000-0000-0000-' || lpad(i::text, 12, '0'))::uuid,
     'Post ' || lpad(i::text, 2, '0'),
     'Content of post ' || i,
-    i % 5 <> 0,
+    true,
     ('00000000-0000-0000-0000-00000000000' || (1 + i % 2))::uuid,
     -- two posts share each timestamp, so ordering by createdAt needs the id tie-breaker
     timestamptz '2026-02-01T00:00:00Z' + (i / 2) * interval '1 hour',
@@ -59,10 +64,22 @@ async def api(seeded: DatabaseURL) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
+ALICE = "00000000-0000-0000-0000-000000000001"  # author of the even-numbered posts
+BOB = "00000000-0000-0000-0000-000000000002"  # author of the odd-numbered posts
+
+
 async def gql(
-    http: httpx.AsyncClient, query: str, variables: dict[str, Any] | None = None, **extra: Any
+    http: httpx.AsyncClient,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    *,
+    as_user: str | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
-    response = await http.post("/graphql", json={"query": query, "variables": variables, **extra})
+    headers = {"authorization": f"Bearer {token_for(as_user)}"} if as_user else {}
+    response = await http.post(
+        "/graphql", json={"query": query, "variables": variables, **extra}, headers=headers
+    )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body

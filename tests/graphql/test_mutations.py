@@ -1,10 +1,28 @@
-"""Writing through the generated API: inputs from the models' Create/Update classes."""
+"""Writing through the generated API: inputs from the models' Create/Update classes.
+
+Alice writes her own (even-numbered) posts here; who may write what is tested in tests/auth/.
+"""
 
 from __future__ import annotations
 
-from tests.graphql.conftest import gql, post_id
+from tests.graphql.conftest import ALICE, gql, post_id
 
-ALICE = "00000000-0000-0000-0000-000000000001"
+MINE = post_id(2)  # alice's
+
+
+async def test_create_takes_the_author_from_the_token_and_defaults_from_the_model(api):
+    body = await gql(
+        api,
+        'mutation { createPost(input: {title: "New", content: "Body"}) '
+        "{ title published authorId author { id } } }",
+        as_user=ALICE,
+    )
+    assert body["data"]["createPost"] == {
+        "title": "New",
+        "published": False,
+        "authorId": ALICE,
+        "author": {"id": ALICE},
+    }
 
 
 async def test_update_changes_only_given_fields_and_touches_updated_at(api):
@@ -12,11 +30,12 @@ async def test_update_changes_only_given_fields_and_touches_updated_at(api):
         api,
         'mutation($id: UUID!) { updatePost(id: $id, input: {title: "Renamed"}) '
         "{ title content published updatedAt } }",
-        {"id": post_id(1)},
+        {"id": MINE},
+        as_user=ALICE,
     )
     post = body["data"]["updatePost"]
     assert post["title"] == "Renamed"
-    assert post["content"] == "Content of post 1"
+    assert post["content"] == "Content of post 2"
     assert post["published"] is True
     assert post["updatedAt"] > "2026-02-01T00:00:00+00:00"
 
@@ -26,25 +45,18 @@ async def test_update_of_a_missing_row_is_null(api):
         api,
         'mutation { updatePost(id: "10000000-0000-0000-0000-999999999999", input: {title: "x"}) '
         "{ id } }",
+        as_user=ALICE,
     )
     assert body == {"data": {"updatePost": None}}
 
 
 async def test_delete_returns_the_deleted_row_and_cascades_comments(api):
-    body = await gql(
-        api,
-        "mutation($id: UUID!) { deletePost(id: $id) { title } }",
-        {"id": post_id(2)},
-    )
+    mutation = "mutation($id: UUID!) { deletePost(id: $id) { title } }"
+    body = await gql(api, mutation, {"id": MINE}, as_user=ALICE)
     assert body["data"]["deletePost"] == {"title": "Post 02"}
-    left = await gql(
-        api,
-        f'{{ comments(filter: {{postId: {{eq: "{post_id(2)}"}}}}) {{ totalCount }} }}',
-    )
+    left = await gql(api, f'{{ comments(filter: {{postId: {{eq: "{MINE}"}}}}) {{ totalCount }} }}')
     assert left["data"]["comments"]["totalCount"] == 0
-    again = await gql(
-        api, "mutation($id: UUID!) { deletePost(id: $id) { id } }", {"id": post_id(2)}
-    )
+    again = await gql(api, mutation, {"id": MINE}, as_user=ALICE)
     assert again["data"]["deletePost"] is None
 
 
@@ -52,29 +64,32 @@ async def test_a_title_over_255_characters_is_bad_user_input_naming_the_field(ap
     body = await gql(
         api,
         "mutation($id: UUID!, $t: String!) { updatePost(id: $id, input: {title: $t}) { id } }",
-        {"id": post_id(1), "t": "x" * 256},
+        {"id": MINE, "t": "x" * 256},
+        as_user=ALICE,
     )
     error = body["errors"][0]
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "title"}
     assert "title" in error["message"]
-    unchanged = await gql(api, f'{{ post(id: "{post_id(1)}") {{ title }} }}')
-    assert unchanged["data"]["post"]["title"] == "Post 01"
+    unchanged = await gql(api, f'{{ post(id: "{MINE}") {{ title }} }}')
+    assert unchanged["data"]["post"]["title"] == "Post 02"
 
 
 async def test_null_for_a_required_column_is_bad_user_input(api):
     body = await gql(
         api,
         "mutation($id: UUID!) { updatePost(id: $id, input: {title: null}) { id } }",
-        {"id": post_id(1)},
+        {"id": MINE},
+        as_user=ALICE,
     )
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 
 
-async def test_a_comment_on_a_missing_post_is_bad_user_input_and_writes_nothing(api):
+async def test_a_comment_on_a_missing_post_is_refused_and_writes_nothing(api):
     body = await gql(
         api,
         'mutation { createComment(input: {postId: "10000000-0000-0000-0000-999999999999", '
         'body: "hi"}) { id } }',
+        as_user=ALICE,
     )
     assert body["errors"][0]["extensions"]["code"] in ("BAD_USER_INPUT", "FORBIDDEN")
     assert "INSERT" not in str(body)
@@ -86,9 +101,10 @@ async def test_a_failing_field_rolls_back_the_whole_mutation(api):
         'mutation($id: UUID!) { a: updatePost(id: $id, input: {title: "First"}) { id } '
         'b: createComment(input: {postId: "10000000-0000-0000-0000-999999999999", body: "x"}) '
         "{ id } }",
-        {"id": post_id(1)},
+        {"id": MINE},
+        as_user=ALICE,
     )
     assert body["data"] is None
     assert body["errors"][0]["path"] == ["b"]
-    unchanged = await gql(api, f'{{ post(id: "{post_id(1)}") {{ title }} }}')
-    assert unchanged["data"]["post"]["title"] == "Post 01"
+    unchanged = await gql(api, f'{{ post(id: "{MINE}") {{ title }} }}')
+    assert unchanged["data"]["post"]["title"] == "Post 02"
