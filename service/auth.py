@@ -112,7 +112,9 @@ class _KeySource:
     """Public keys by key id, from a JWKS file or URL; refetched when an unknown kid appears."""
 
     # Don't let a stream of tokens with made-up key ids turn into a stream of fetches.
-    _MIN_REFRESH_SECONDS = 10.0
+    _MIN_REFRESH_SECONDS = 1.0
+    # Keys removed from the set (revoked) stop working within this time.
+    _MAX_AGE_SECONDS = 600.0
 
     def __init__(self, settings: Settings) -> None:
         self.url = settings.jwt_jwks_url

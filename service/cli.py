@@ -30,6 +30,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     commands.add_parser("migrate", help="alembic upgrade head under an advisory lock")
     commands.add_parser("schema", help="print the GraphQL schema (SDL)")
 
+    token = commands.add_parser(
+        "token", help="print a signed development token for a user (created if missing)"
+    )
+    token.add_argument("--email", required=True, help="the user's email")
+    token.add_argument("--role", default="authenticated", help="role claim (default authenticated)")
+    token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (3600)")
+
     args = parser.parse_args(argv)
     try:
         settings = get_settings()
@@ -51,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             _migrate(settings)
         elif args.command == "schema":
             _schema()
+        elif args.command == "token":
+            _token(settings, args.email, args.role, args.ttl)
     except StartupError as error:
         log.error("%s", error)
         sys.exit(1)
@@ -111,6 +120,23 @@ def _serve(settings: Settings, host: str | None, port: int | None, workers: int)
             http="httptools",
             timeout_graceful_shutdown=20,
         )
+
+
+def _token(settings: Settings, email: str, role: str, ttl: int) -> None:
+    from service.auth import issue_token
+    from service.db.url import resolve_database
+    from service.db.users import ensure_user
+    from service.settings import DEFAULT_JWT_SECRET, Environment
+
+    secret_is_default = settings.jwt_secret.get_secret_value() == DEFAULT_JWT_SECRET
+    if settings.environment is not Environment.development and secret_is_default:
+        raise StartupError(
+            f"refusing to sign with the built-in development secret in {settings.environment}: "
+            "set JWT_SECRET"
+        )
+    with resolve_database(settings) as url:
+        user_id = asyncio.run(ensure_user(url, email, settings.db_connect_timeout))
+    print(issue_token(settings, sub=user_id, email=email, role=role, ttl_seconds=ttl))
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
