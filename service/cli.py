@@ -29,6 +29,11 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     commands.add_parser("migrate", help="alembic upgrade head under an advisory lock")
     commands.add_parser("schema", help="print the GraphQL schema (SDL)")
+    commands.add_parser(
+        "create-tables",
+        help="development shortcut: the models' tables, policies and grants in a throwaway "
+        "database, without Alembic (refuses one that Alembic manages)",
+    )
 
     token = commands.add_parser(
         "token", help="print a signed development token for a user (created if missing)"
@@ -58,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             _migrate(settings)
         elif args.command == "schema":
             _schema()
+        elif args.command == "create-tables":
+            _create_tables(settings)
         elif args.command == "token":
             _token(settings, args.email, args.role, args.ttl)
     except StartupError as error:
@@ -141,6 +148,14 @@ def _token(settings: Settings, email: str, role: str, ttl: int) -> None:
 
 def _exit_cleanly(signum: int, frame: object) -> None:
     sys.exit(0)
+
+
+def _create_tables(settings: Settings) -> None:
+    from service.db.create_tables import create_tables
+    from service.db.url import resolve_database
+
+    with resolve_database(settings) as url:
+        asyncio.run(create_tables(url, connect_timeout=settings.db_connect_timeout))
 
 
 def _schema() -> None:
