@@ -34,6 +34,7 @@ def create_executor(settings: Settings, catalog: Catalog | None = None) -> Execu
             max_depth=settings.max_query_depth,
             max_aliases=settings.max_aliases,
             max_tokens=settings.max_tokens,
+            introspection=not settings.is_production,
         ),
     )
 

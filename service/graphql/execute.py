@@ -19,6 +19,7 @@ from graphql import (
     FragmentDefinitionNode,
     GraphQLError,
     GraphQLSchema,
+    NoSchemaIntrospectionCustomRule,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
@@ -76,6 +77,8 @@ class Limits:
     max_depth: int = 12
     max_aliases: int = 30
     max_tokens: int = 5_000
+    # Off in production: `__schema` and `__type` are then validation errors.
+    introspection: bool = True
 
 
 @dataclass
@@ -134,6 +137,8 @@ class Executor:
             depth_rule(limits.max_depth, None),
             max_aliases_rule(limits.max_aliases),
         ]
+        if not limits.introspection:
+            self.rules.append(NoSchemaIntrospectionCustomRule)
         self.documents: LRU[tuple[str, str | None], Document] = LRU(1024)
         self.plans: LRU[tuple[Any, ...], Compiled] = LRU(2048)
 
