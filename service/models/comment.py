@@ -4,6 +4,7 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from sqlalchemy import Index
 from sqlmodel import Field, Relationship, SQLModel
 
 from service.models.columns import created_at, owner_id, uuid_primary_key
@@ -19,9 +20,11 @@ class CommentBase(SQLModel):
 
 class Comment(CommentBase, table=True):
     __tablename__ = "comments"
+    # A post's comments in order, page by page: one index range per post.
+    __table_args__ = (Index("ix_comments_post_id_created_at_id", "post_id", "created_at", "id"),)
 
     id: uuid.UUID = uuid_primary_key()
-    post_id: uuid.UUID = Field(foreign_key="posts.id", ondelete="CASCADE", index=True)
+    post_id: uuid.UUID = Field(foreign_key="posts.id", ondelete="CASCADE")
     author_id: uuid.UUID = owner_id()
     created_at: datetime = created_at()
 

@@ -4,6 +4,7 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from sqlalchemy import Index
 from sqlmodel import Field, Relationship, SQLModel
 
 from service.models.columns import created_at, owner_id, updated_at, uuid_primary_key
@@ -21,6 +22,8 @@ class PostBase(SQLModel):
 
 class Post(PostBase, table=True):
     __tablename__ = "posts"
+    # The newest-first page is the common read; the id makes it a keyset for cursors.
+    __table_args__ = (Index("ix_posts_created_at_id", "created_at", "id"),)
 
     id: uuid.UUID = uuid_primary_key()
     author_id: uuid.UUID = owner_id()
