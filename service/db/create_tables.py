@@ -1,17 +1,23 @@
-"""`service create-tables`: a throwaway database from the models, without Alembic.
+"""`service create-tables`: a throwaway database from the models, without running migrations.
 
 The development shortcut of SQLModel's docs, `SQLModel.metadata.create_all`, plus what the API
 needs around the tables and what autogenerate never sees: the API roles, schema `auth` and
 `auth.uid()` (column defaults call it), Row Level Security with its policies, the grants, and the
 view users are read through. These mirror alembic/versions; tests/db/test_create_tables.py fails
-when the two make different databases. Migrations stay the way to build a database that lives:
-this refuses one that Alembic manages, and one that already has the tables.
+when the two make different databases.
+
+Then it stamps the migrations' head, as Alembic's cookbook does after `create_all`, so that
+`service serve` (which migrates first) and `/readyz` accept the database. With models ahead of
+the migrations the tables are the models' (the point of the shortcut) and the stamp is not the
+truth: such a database is for throwing away, never for `service migrate`. It refuses a database
+that Alembic already manages, and one that already has the tables.
 """
 
 from __future__ import annotations
 
 import logging
 
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -19,6 +25,7 @@ from sqlmodel import SQLModel
 
 import service.models  # noqa: F401  (registers every table model on SQLModel.metadata)
 from service.db.engine import create_engine
+from service.db.migrate import schema_history
 from service.db.url import DatabaseURL
 from service.errors import StartupError
 
@@ -113,8 +120,8 @@ def _refuse_unless_fresh(connection: Connection, database: str) -> None:
     if managed is not None:
         raise StartupError(
             f"refusing to create tables in {database}: Alembic manages it "
-            f"({managed}.alembic_version exists); use `service migrate`. "
-            "create-tables is for a throwaway database"
+            f"({managed}.alembic_version exists); use `service migrate`, or a new database "
+            "for create-tables"
         )
     # auth.users may belong to the platform (Supabase); the service's own tables may not exist.
     ours = [t for t in SQLModel.metadata.sorted_tables if t.schema != "auth"]
@@ -136,6 +143,7 @@ def _create(connection: Connection, database: str) -> list[str]:
     SQLModel.metadata.create_all(connection)
     for statement in AFTER_TABLES:
         connection.exec_driver_sql(statement)
+    MigrationContext.configure(connection).stamp(schema_history().script, "head")
     return [t.fullname for t in SQLModel.metadata.sorted_tables]
 
 
@@ -151,5 +159,9 @@ async def create_tables(url: DatabaseURL, *, connect_timeout: float = 5.0) -> li
         raise StartupError(f"cannot create tables in {url.safe()}: {first}") from None
     finally:
         await engine.dispose()
-    log.info("created %s and their policies in %s", ", ".join(tables), url.safe())
+    log.info(
+        "created %s and their policies in %s, stamped at the migrations' head",
+        ", ".join(tables),
+        url.safe(),
+    )
     return tables

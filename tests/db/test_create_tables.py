@@ -5,12 +5,14 @@ from __future__ import annotations
 import subprocess
 
 import asyncpg
+import httpx
 import pytest
 
 from service.db.create_tables import create_tables
 from service.db.url import DatabaseURL
 from service.errors import StartupError
-from tests.support import ROOT, SERVICE, RunningService, service_env, token_for
+from tests.served import served
+from tests.support import ROOT, SERVICE, service_env, token_for
 
 ALICE = "00000000-0000-0000-0000-0000000000a1"
 
@@ -35,7 +37,7 @@ async def execute(url: DatabaseURL, sql: str) -> None:
         await connection.close()
 
 
-async def test_on_an_empty_database_the_api_then_answers_with_its_policies(
+async def test_on_an_empty_database_then_service_serve_answers_with_its_policies(
     empty_database: DatabaseURL,
 ) -> None:
     result = run_create_tables(empty_database)
@@ -53,10 +55,12 @@ async def test_on_an_empty_database_the_api_then_answers_with_its_policies(
     )
     create = 'mutation { createPost(input: {title: "New", content: "y"}) { authorId published } }'
     alice = {"authorization": f"Bearer {token_for(ALICE)}"}
-    async with RunningService(empty_database) as http:
-        anonymous = (await http.post("/graphql", json={"query": query})).json()
-        as_alice = (await http.post("/graphql", json={"query": query}, headers=alice)).json()
-        created = (await http.post("/graphql", json={"query": create}, headers=alice)).json()
+    # `service serve` migrates first: the stamp tells it there is nothing to do.
+    with served(empty_database) as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            anonymous = (await http.post("/graphql", json={"query": query})).json()
+            as_alice = (await http.post("/graphql", json={"query": query}, headers=alice)).json()
+            created = (await http.post("/graphql", json={"query": create}, headers=alice)).json()
     # Row Level Security and the users view: anonymous callers see published posts, no emails.
     assert anonymous == {
         "data": {
@@ -81,6 +85,7 @@ def test_refuses_a_database_that_alembic_manages_in_one_line(database: DatabaseU
 
 async def test_refuses_a_database_that_already_has_the_tables(empty_database: DatabaseURL) -> None:
     await create_tables(empty_database)
+    await execute(empty_database, "DROP TABLE alembic_version")
     with pytest.raises(StartupError, match="already has posts, comments"):
         await create_tables(empty_database)
 
