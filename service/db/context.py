@@ -1,18 +1,25 @@
-"""Run a piece of work on a pooled connection as the caller: role and claims per transaction.
+"""Run a piece of work on a pooled connection as the caller: the role and claims RLS sees.
 
-`SET LOCAL ROLE` and `set_config(..., true)` end with the transaction, so nothing carries over
-to the next user of the connection (or, behind PgBouncer in transaction mode, of the server
-connection). BEGIN and the settings travel in one round trip.
+Two ways, by where the connection goes:
+- Straight to PostgreSQL (or PgBouncer in session mode): each connection remembers which
+  caller it was last set up for and keeps that as session state; the settings are sent again
+  only when the caller differs. A request by the same kind of caller then costs one round trip:
+  its statement. A fresh connection starts as `anon`, never as the login role.
+- Through PgBouncer in transaction mode, where session state would reach other clients: every
+  operation is `BEGIN; set_config(..., true)` (one round trip), the work, then `COMMIT`, and the
+  settings end with the transaction.
+Either way the role and claims are set before any statement of the caller runs, and a
+connection whose state is in doubt (an error while setting it) is closed, not reused.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 
-from service.auth import Principal
+from service.auth import ANONYMOUS, Principal
 
 T = TypeVar("T")
 
@@ -25,23 +32,73 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def begin_as(principal: Principal) -> str:
+def _set_caller(principal: Principal, *, local: bool) -> str:
+    scope = "true" if local else "false"
     return (
-        "BEGIN; SELECT set_config('role', "
-        + _literal(principal.role)
-        + ", true), set_config('request.jwt.claims', "
-        + _literal(principal.claims_json)
-        + ", true)"
+        f"SELECT set_config('role', {_literal(principal.role)}, {scope}), "
+        f"set_config('request.jwt.claims', {_literal(principal.claims_json)}, {scope})"
     )
 
 
-async def run_as(
-    pool: asyncpg.Pool,
-    principal: Principal,
-    work: Callable[[asyncpg.Connection], Awaitable[T]],
-) -> T:
-    async with pool.acquire() as connection:
-        await connection.execute(begin_as(principal))
+class ServiceConnection(asyncpg.Connection):  # type: ignore[misc]
+    """A pooled connection that knows which caller its session is set up for.
+
+    Methods, not attributes: the pool hands out proxies that pass method calls through.
+    """
+
+    _caller: str | None = None  # role + claims, or None when unknown
+
+    def caller(self) -> str | None:
+        return self._caller
+
+    def remember_caller(self, key: str | None) -> None:
+        self._caller = key
+
+
+async def start_as_anonymous(connection: asyncpg.Connection) -> None:
+    """For the pool's `init`: a new session starts as anonymous, never as the login role."""
+    await connection.execute(_set_caller(ANONYMOUS, local=False))
+    connection.remember_caller(_key(ANONYMOUS))
+
+
+def _key(principal: Principal) -> str:
+    return principal.role + "\x00" + principal.claims_json
+
+
+class CallerContext:
+    def __init__(self, *, session_state: bool) -> None:
+        self.session_state = session_state
+
+    async def run(
+        self,
+        pool: asyncpg.Pool,
+        principal: Principal,
+        work: Callable[[asyncpg.Connection], Awaitable[T]],
+        *,
+        atomic: bool,
+    ) -> T:
+        """Run `work` as `principal`; `atomic` work (several statements) gets a transaction."""
+        async with pool.acquire() as proxy:
+            if not self.session_state:
+                return await self._in_transaction(proxy, _set_caller(principal, local=True), work)
+            key = _key(principal)
+            if proxy.caller() != key:
+                proxy.remember_caller(None)  # unknown until the settings are confirmed
+                try:
+                    await proxy.execute(_set_caller(principal, local=False))
+                except BaseException:
+                    proxy.terminate()
+                    raise
+                proxy.remember_caller(key)
+            if atomic:
+                return await self._in_transaction(proxy, "", work)
+            return await work(proxy)
+
+    @staticmethod
+    async def _in_transaction(
+        connection: Any, setup: str, work: Callable[[asyncpg.Connection], Awaitable[T]]
+    ) -> T:
+        await connection.execute("BEGIN; " + setup if setup else "BEGIN")
         try:
             result = await work(connection)
         except BaseException:
@@ -53,3 +110,14 @@ async def run_as(
             raise
         await connection.execute("COMMIT")
         return result
+
+
+async def as_service(connection: asyncpg.Connection, sql: str, *args: Any) -> list[Any]:
+    """A query of the service's own (readiness), as the login role, whatever the session's caller.
+
+    Only the transaction's role changes (SET LOCAL), so the session keeps its caller.
+    """
+    async with connection.transaction(readonly=True):
+        await connection.execute("SET LOCAL ROLE NONE")
+        rows: list[Any] = await connection.fetch(sql, *args)
+        return rows

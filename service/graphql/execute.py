@@ -116,9 +116,11 @@ class Result:
 
 
 class Runner:
-    """Runs work on a connection in one transaction, as the caller."""
+    """Runs work on a connection as the caller; `atomic` work gets one transaction."""
 
-    async def __call__(self, work: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
+    async def __call__(
+        self, work: Callable[[asyncpg.Connection], Awaitable[Any]], *, atomic: bool
+    ) -> Any:
         raise NotImplementedError
 
 
@@ -213,7 +215,9 @@ class Executor:
             assert compiled.read is not None
             params = compiled.read.bind(coerced)
             sql = compiled.read.sql
-            data: bytes = await run_in_transaction(lambda c: c.fetchval(sql, *params))
+            data: bytes = await run_in_transaction(
+                lambda c: c.fetchval(sql, *params), atomic=False
+            )
         except ApiError as error:
             return Result(_errors_body([error.to_dict()], data_null=True), "field_error")
         except asyncpg.PostgresError as error:
@@ -296,7 +300,8 @@ class Executor:
             return out
 
         try:
-            values = await run(work)
+            writes = sum(1 for _, statement, _ in statements if statement is not None)
+            values = await run(work, atomic=writes > 1)
         except _AtField as failed:
             error = _for_caller(failed.error, anonymous)
             return Result(

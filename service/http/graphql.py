@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from service.auth import Authenticator, InvalidToken
-from service.db.context import run_as
+from service.db.context import CallerContext
 from service.graphql.errors import BadUserInput, Code
 from service.graphql.execute import Executor
 from service.http.graphiql import graphiql_response, wants_graphiql
@@ -43,9 +43,13 @@ class GraphQLEndpoint:
         *,
         max_body_bytes: int,
         graphiql: bool,
+        caller_context: CallerContext | None = None,
     ) -> None:
         self.executor = executor
         self.authenticator = authenticator
+        # Transaction-scoped settings work on any pool; session state needs pool.py's
+        # ServiceConnection (see db/context.py).
+        self.caller_context = caller_context or CallerContext(session_state=False)
         self.max_body_bytes = max_body_bytes
         self.graphiql = graphiql
 
@@ -85,8 +89,8 @@ class GraphQLEndpoint:
             return response
         pool = request.app.state.pool
 
-        async def run_in_transaction(work: Any) -> Any:
-            return await run_as(pool, principal, work)
+        async def run_in_transaction(work: Any, *, atomic: bool) -> Any:
+            return await self.caller_context.run(pool, principal, work, atomic=atomic)
 
         try:
             result = await self.executor.run(
