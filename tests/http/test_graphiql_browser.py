@@ -61,11 +61,10 @@ def missing_tools() -> str | None:
 class BrowserRun:
     output: str
     returncode: int
-    token_step: str | None  # why the Authorization step did not run, or None when it did
 
 
-def sign_token(env: dict[str, str]) -> tuple[str | None, str | None]:
-    """A token from `service token`, or the reason there is none (the command is missing)."""
+def sign_token(env: dict[str, str]) -> str:
+    """A token from `service token`, as a developer gets one for GraphiQL."""
     result = subprocess.run(
         [*SERVICE, "token", "--email", EMAIL],
         cwd=ROOT,
@@ -75,10 +74,8 @@ def sign_token(env: dict[str, str]) -> tuple[str | None, str | None]:
         timeout=60,
         check=False,
     )
-    if result.returncode == 2 and "invalid choice: 'token'" in result.stderr:
-        return None, "`service token` does not exist yet (issue 8)"
     assert result.returncode == 0, result.stderr
-    return result.stdout.strip(), None
+    return result.stdout.strip()
 
 
 @pytest.fixture(scope="module")
@@ -98,9 +95,7 @@ def browser_run(postgres: Server, template: str) -> Iterator[BrowserRun]:
     try:
         asyncio.run(_seed(url.asyncpg_kwargs()))
         with served(url, JWT_SECRET=JWT_SECRET) as base:
-            token, token_step = sign_token(
-                service_env(DATABASE_URL=url.sqlalchemy, JWT_SECRET=JWT_SECRET)
-            )
+            token = sign_token(service_env(DATABASE_URL=url.sqlalchemy, JWT_SECRET=JWT_SECRET))
             spec_env = {
                 **os.environ,
                 "GRAPHIQL_E2E_BASE_URL": base,
@@ -108,9 +103,9 @@ def browser_run(postgres: Server, template: str) -> Iterator[BrowserRun]:
                 "GRAPHIQL_E2E_EXPECT": "Offline post 3",
                 "GRAPHIQL_E2E_ARTIFACTS": str(ARTIFACTS),
                 "CHROMIUM": chromium() or "",
+                "GRAPHIQL_E2E_TOKEN": token,
+                "GRAPHIQL_E2E_VIEWER_EXPECT": EMAIL,
             }
-            if token is not None:
-                spec_env |= {"GRAPHIQL_E2E_TOKEN": token, "GRAPHIQL_E2E_VIEWER_EXPECT": EMAIL}
             result = subprocess.run(
                 ["node", str(SPEC)],
                 cwd=ROOT,
@@ -120,7 +115,7 @@ def browser_run(postgres: Server, template: str) -> Iterator[BrowserRun]:
                 timeout=180,
                 check=False,
             )
-        yield BrowserRun(result.stdout + result.stderr, result.returncode, token_step)
+        yield BrowserRun(result.stdout + result.stderr, result.returncode)
     finally:
         postgres.run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
@@ -140,7 +135,5 @@ def test_graphiql_loads_offline_and_a_typed_query_shows_posts(browser_run: Brows
 
 
 def test_an_authorization_header_set_in_graphiql_changes_viewer(browser_run: BrowserRun) -> None:
-    if browser_run.token_step is not None:
-        pytest.skip(browser_run.token_step)
     assert browser_run.returncode == 0, browser_run.output
     assert f'- with the token, viewer shows "{EMAIL}"' in browser_run.output
