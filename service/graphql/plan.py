@@ -446,7 +446,7 @@ class Planner:
 
     def _order(self, model: ModelInfo, value: Any) -> list[OrderKey]:
         keys: list[OrderKey] = []
-        for entry in value or []:
+        for entry in _plain(value) or []:
             if len(entry) != 1:
                 raise BadUserInput("each `orderBy` entry names exactly one field")
             ((name, direction),) = entry.items()
@@ -459,10 +459,12 @@ class Planner:
         return keys
 
     def _condition(self, model: ModelInfo, value: Any) -> Any:
+        value = _plain(value)
         if not value:
             return None
         items: list[Any] = []
         for name, operand in value.items():
+            operand = _plain(operand)
             if operand is None:
                 continue
             if name == "and":
@@ -636,6 +638,12 @@ class _ListRef:
 
     def __call__(self, variables: Variables) -> Any:
         return [item(variables) for item in self.items]
+
+
+def _plain(value: Any) -> Any:
+    """An input object, list or null given whole as one constant (`filter: $f` with $f null,
+    `orderBy: []`, `and: []`, `title: null`) read as the value itself."""
+    return value.value if isinstance(value, Const) else value
 
 
 def _wrap_leaves(value: Any) -> Any:

@@ -267,11 +267,10 @@ class Emitter:
                             (key, more if backward else self._beyond(c, parent, before=True))
                         )
                     elif name == "startCursor":
-                        order_by = reverse if backward else natural
-                        info.append((key, self._pick(cursor, a, order_by, in_page)))
+                        # `natural` is the page's order as returned (also for `last`)
+                        info.append((key, self._pick(cursor, a, natural, in_page)))
                     else:  # endCursor
-                        order_by = natural if backward else reverse
-                        info.append((key, self._pick(cursor, a, order_by, in_page)))
+                        info.append((key, self._pick(cursor, a, reverse, in_page)))
                 pairs.append((part.key, self.json_object(info)))
             elif isinstance(part, Typename):
                 pairs.append((part.key, _literal(part.name)))
