@@ -1,23 +1,49 @@
-"""Builds the Starlette app: routes, middleware, and the lifespan that owns the database pool."""
+"""Builds the Starlette app: routes, middleware, and the lifespan that owns the database pool.
+
+Under `service serve` the app listens before the database is ready: the lifespan starts a
+background task that waits for the database and migrates (db/startup.py) while `/livez`
+answers 200 and `/readyz` 503 with the reason; GraphQL requests get a 503 until the pool exists.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from types import FrameType
 
+import orjson
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from service.auth import Authenticator
-from service.db.pool import create_pool
+from service.db.pool import close_pool, create_pool, pool_usage
+from service.db.startup import Phase, Startup
 from service.db.url import DatabaseURL
+from service.errors import StartupError
 from service.graphql.catalog import Catalog
 from service.graphql.execute import Executor, Limits
 from service.graphql.schema import build_schema
 from service.http.graphiql import ASSETS_PATH, graphiql_assets_app
 from service.http.graphql import GraphQLEndpoint
 from service.http.health import livez, readyz
+from service.http.metrics import (
+    POOL_CONNECTIONS,
+    POOL_MAX,
+    SCHEMA_NEWER,
+    mark_this_process_dead,
+    metrics,
+    multiprocess_dir,
+    set_migration_state,
+)
+from service.http.observe import RequestObserver
 from service.logs import setup_logging
 from service.settings import Settings, get_settings
 
@@ -39,26 +65,66 @@ def create_executor(settings: Settings, catalog: Catalog | None = None) -> Execu
     )
 
 
-def create_app(settings: Settings | None = None, executor: Executor | None = None) -> Starlette:
+@dataclass
+class Launch:
+    """How `service serve` starts the app: prepare the database first, in the background."""
+
+    # None: the database is ready already (the workers of `--workers N`: their parent did it).
+    startup: Startup | None
+    # False for the parent of `--workers N`: it only prepares the database, then hands the
+    # socket to the workers.
+    serve: bool = True
+    # Ends the server: called when the start failed, or when it is done and `serve` is False.
+    stop_server: Callable[[], None] = lambda: None
+    # Finish in-flight requests on SIGTERM after /readyz turned 503 (see _drain_on_sigterm).
+    drain_on_sigterm: bool = True
+
+
+def create_app(
+    settings: Settings | None = None,
+    executor: Executor | None = None,
+    *,
+    launch: Launch | None = None,
+) -> Starlette:
+    """The app. Without `launch` (tests, tools) the pool exists from the start."""
     settings = settings or get_settings()
     setup_logging(settings)  # again: uvicorn's worker processes start from scratch
     executor = executor or create_executor(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.shutting_down = False
-        app.state.readiness_cache = None
-        app.state.pool = None
-        app.state.startup_reason = "connecting to the database"
+        state = app.state
+        state.shutting_down = False
+        state.readiness_cache = None
+        state.pool = None
+        state.startup_reason = "starting"
+        state.refresh_metrics = lambda: _refresh_pool_metrics(app)
         if not settings.database_url:
             raise RuntimeError("DATABASE_URL must be set for the app (`service serve` sets it)")
         url = DatabaseURL.parse(settings.database_url)
-        app.state.pool = await create_pool(url, settings)
+        tasks: list[asyncio.Task[None]] = []
+        if launch is None:
+            state.pool = await create_pool(url, settings)
+        else:
+            tasks.append(asyncio.create_task(_launch(app, launch, url, settings)))
+            if launch.drain_on_sigterm:
+                _drain_on_sigterm(app, settings)
+        if multiprocess_dir() is not None:
+            # Each worker writes its own pool gauges; a scrape reads them all.
+            tasks.append(asyncio.create_task(_refresh_periodically(app)))
         try:
             yield
         finally:
-            app.state.shutting_down = True
-            await app.state.pool.close()
+            state.shutting_down = True
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if state.pool is not None:
+                await close_pool(state.pool)
+                log.info("database pool closed")
+            if launch is None or launch.serve:
+                # (The parent of --workers keeps its migration gauges for the workers' scrapes.)
+                mark_this_process_dead()
 
     graphiql = not settings.is_production
     endpoint = GraphQLEndpoint(
@@ -67,14 +133,129 @@ def create_app(settings: Settings | None = None, executor: Executor | None = Non
         max_body_bytes=settings.max_body_bytes,
         graphiql=graphiql,
     )
+
+    async def graphql(request: Request) -> Response:
+        state = request.app.state
+        if state.pool is None:
+            return _not_ready(request, state.startup_reason)
+        response = await endpoint.handle(request)
+        if state.shutting_down:
+            response.headers["Connection"] = "close"  # clients reconnect to another replica
+        return response
+
     routes: list[BaseRoute] = [
-        Route("/graphql", endpoint.handle, methods=["GET", "POST"]),
+        Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/livez", livez, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
     ]
     if graphiql:
         routes.append(Mount(ASSETS_PATH, app=graphiql_assets_app()))
-    app = Starlette(routes=routes, lifespan=lifespan)
+    observer = Middleware(
+        RequestObserver,
+        max_operations=settings.metrics_max_operations,
+        quiet_prefixes=(ASSETS_PATH,),
+    )
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[observer])
     app.state.executor = executor
     app.state.settings = settings
     return app
+
+
+def worker_app() -> Starlette:
+    """The app of each `--workers N` process (uvicorn's factory): the parent has already
+    waited for the database and migrated it."""
+    settings = get_settings()
+    return create_app(settings, launch=Launch(startup=None))
+
+
+async def _launch(app: Starlette, launch: Launch, url: DatabaseURL, settings: Settings) -> None:
+    state = app.state
+    startup = launch.startup
+
+    def on_phase(phase: Phase) -> None:
+        state.startup_reason = phase.value
+        set_migration_state(phase.name)
+
+    if startup is not None:
+        startup.on_phase = on_phase
+        try:
+            verdict = await startup.run()
+        except StartupError as error:
+            log.error("%s", error)
+            launch.stop_server()
+            return
+        except Exception:
+            startup.error = "unexpected error"
+            log.exception("start failed")
+            launch.stop_server()
+            return
+        SCHEMA_NEWER.set(1 if verdict.state == "newer" else 0)
+    if not launch.serve:
+        launch.stop_server()
+        return
+    state.pool = await create_pool(url, settings)
+    log.info("ready to serve")
+
+
+def _not_ready(request: Request, reason: str) -> Response:
+    accept = request.headers.get("accept", "")
+    media_type = (
+        "application/graphql-response+json"
+        if "application/graphql-response+json" in accept
+        else "application/json"
+    )
+    body = {"errors": [{"message": f"not ready: {reason}", "extensions": {"code": "INTERNAL"}}]}
+    return Response(
+        orjson.dumps(body),
+        status_code=503,
+        media_type=media_type,
+        headers={"Retry-After": "1"},
+    )
+
+
+def _refresh_pool_metrics(app: Starlette) -> None:
+    pool = app.state.pool
+    if pool is None:
+        return
+    in_use, idle = pool_usage(pool)
+    POOL_CONNECTIONS.labels("in_use").set(in_use)
+    POOL_CONNECTIONS.labels("idle").set(idle)
+    POOL_MAX.set(pool.get_max_size())
+
+
+async def _refresh_periodically(app: Starlette) -> None:
+    while True:
+        _refresh_pool_metrics(app)
+        await asyncio.sleep(2)
+
+
+def _drain_on_sigterm(app: Starlette, settings: Settings) -> None:
+    """On SIGTERM: /readyz turns 503 at once; uvicorn's own graceful shutdown (stop accepting,
+    finish in-flight requests within the grace period) starts `shutdown_drain_seconds` later.
+
+    The delay gives load balancers that poll /readyz time to stop sending new requests; on
+    Kubernetes a preStop sleep does the same. A second SIGTERM stops without waiting.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    server_handler = signal.getsignal(signal.SIGTERM)
+    if not callable(server_handler):
+        return  # not under uvicorn's signal handling (e.g. embedded in a test's server)
+    loop = asyncio.get_running_loop()
+    delay = settings.shutdown_drain_seconds
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        if app.state.shutting_down:
+            server_handler(signum, frame)
+            return
+        app.state.shutting_down = True
+        log.info(
+            "SIGTERM: not ready any more; closing the listener in %g s, then in-flight "
+            "requests get up to %g s",
+            delay,
+            settings.shutdown_grace_seconds,
+        )
+        loop.call_soon_threadsafe(lambda: loop.call_later(delay, server_handler, signum, frame))
+
+    signal.signal(signal.SIGTERM, on_sigterm)

@@ -6,14 +6,20 @@ import argparse
 import asyncio
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from service.errors import StartupError
 from service.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from service.db.url import DatabaseURL
 
 log = logging.getLogger("service")
 
@@ -22,7 +28,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="service", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="migrate (under a lock), then serve HTTP")
+    serve = commands.add_parser(
+        "serve", help="serve HTTP; wait for the database and migrate it (under a lock) first"
+    )
     serve.add_argument("--host", help="address to bind (default: HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: PORT or 8000)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
@@ -75,58 +83,123 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _migrate(settings: Settings) -> None:
-    from service.db.migrate import migrate
+    from service.db.startup import Startup
     from service.db.url import resolve_database
 
     with resolve_database(settings) as url:
-        asyncio.run(
-            migrate(
-                url,
-                lock_timeout=settings.migration_lock_timeout,
-                refuse_newer=settings.refuse_newer_schema,
-                connect_timeout=settings.db_connect_timeout,
-            )
-        )
+        # Waits for the database like `serve` does: an init container or Job may start first.
+        asyncio.run(Startup(_migration_url(settings, url), settings).run())
+
+
+def _migration_url(settings: Settings, url: DatabaseURL) -> DatabaseURL:
+    from service.db.url import DatabaseURL
+
+    # Only beside DATABASE_URL: the embedded database is migrated where it is served.
+    if settings.migration_database_url and settings.database_url:
+        return DatabaseURL.parse(settings.migration_database_url)
+    return url
 
 
 def _serve(settings: Settings, host: str | None, port: int | None, workers: int) -> None:
-    import uvicorn
-
-    from service.db.migrate import migrate
     from service.db.url import resolve_database
 
     host = host or settings.host
     port = settings.port if port is None else port
-    with resolve_database(settings, exclusive=True) as url:
-        asyncio.run(
-            migrate(
-                url,
-                lock_timeout=settings.migration_lock_timeout,
-                refuse_newer=settings.refuse_newer_schema,
-                connect_timeout=settings.db_connect_timeout,
+    # Multiprocess metrics: every process must see the folder before prometheus_client is
+    # imported (it picks its storage at import).
+    metrics_dir = None
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        metrics_dir = tempfile.mkdtemp(prefix="service-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        with resolve_database(settings, exclusive=True) as url:
+            migration_url = _migration_url(settings, url)
+            # Workers (and our own app factory) read the database from the environment.
+            os.environ["DATABASE_URL"] = url.sqlalchemy
+            get_settings.cache_clear()
+            settings = get_settings()
+            shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
+            log.info(
+                "serving GraphQL at http://%s:%s/graphql (database %s)", shown, port, url.safe()
             )
-        )
-        # Workers (and our own app factory) read the database from the environment.
-        os.environ["DATABASE_URL"] = url.sqlalchemy
-        get_settings.cache_clear()
-        shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
-        log.info("serving GraphQL at http://%s:%s/graphql (database %s)", shown, port, url.safe())
-        # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; a finished shutdown is a
-        # success for orchestrators, so let that re-raised signal end us with status 0.
-        signal.signal(signal.SIGTERM, _exit_cleanly)
-        signal.signal(signal.SIGINT, _exit_cleanly)
-        uvicorn.run(
-            "service.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers if workers > 1 else None,
-            log_config=None,
-            access_log=False,
-            loop="uvloop",
-            http="httptools",
-            timeout_graceful_shutdown=20,
-        )
+            # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; a finished shutdown
+            # is a success for orchestrators, so let that re-raised signal end us with status 0.
+            signal.signal(signal.SIGTERM, _exit_cleanly)
+            signal.signal(signal.SIGINT, _exit_cleanly)
+            if workers > 1:
+                _serve_workers(settings, migration_url, host, port, workers)
+            else:
+                _serve_one(settings, migration_url, host, port)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)  # the folder created above
+
+
+def _uvicorn_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "log_config": None,
+        "access_log": False,  # service/http/observe.py logs each request, with its operation
+        "loop": "uvloop",
+        "http": "httptools",
+        "lifespan": "on",
+        "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
+    }
+
+
+def _serve_one(settings: Settings, migration_url: DatabaseURL, host: str, port: int) -> None:
+    """One process: it listens at once and prepares the database in the background."""
+    import uvicorn
+
+    from service.app import Launch, create_app
+    from service.db.startup import Startup
+
+    startup = Startup(migration_url, settings)
+    launch = Launch(startup)
+    app = create_app(settings, launch=launch)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **_uvicorn_options(settings)))
+    launch.stop_server = lambda: setattr(server, "should_exit", True)
+    server.run()
+    if startup.error is not None:
+        sys.exit(1)  # the app logged why, in one line
+
+
+def _serve_workers(
+    settings: Settings, migration_url: DatabaseURL, host: str, port: int, workers: int
+) -> None:
+    """Several processes on one socket. This parent prepares the database (one migration, not
+    one per worker) while it answers probes itself, then hands the socket to the workers;
+    connections that arrive in between wait in the socket's backlog."""
+    import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
+
+    from service.app import Launch, create_app
+    from service.db.startup import Startup
+
+    config = uvicorn.Config(
+        "service.app:worker_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        **_uvicorn_options(settings),
+    )
+    sock = config.bind_socket()
+    startup = Startup(migration_url, settings)
+    launch = Launch(startup, serve=False, drain_on_sigterm=False)
+    probe = uvicorn.Server(
+        uvicorn.Config(create_app(settings, launch=launch), **_uvicorn_options(settings))
+    )
+    launch.stop_server = lambda: setattr(probe, "should_exit", True)
+    # The probe server closes the socket it is given when it stops: give it a duplicate, so
+    # the listening socket itself stays open for the workers.
+    probe.run(sockets=[sock.dup()])
+    if startup.error is not None:
+        sys.exit(1)
+    supervisor = Multiprocess(config, sockets=[sock])
+    supervisor.run()
+    if any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes):
+        sys.exit(1)
 
 
 def _token(settings: Settings, email: str, role: str, ttl: int) -> None:

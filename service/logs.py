@@ -38,6 +38,8 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
+        if getattr(record, "_text_only", False):
+            return text  # the message already says it all (request lines)
         extras = {
             k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")
         }

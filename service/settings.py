@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,6 +42,24 @@ class Settings(BaseSettings):
     # A database migrated past this code's head by a newer release is normal during a rolling
     # deploy; teams that want to refuse it set this.
     refuse_newer_schema: bool = False
+    # At start, how long to wait (retrying with backoff) for a database that is not up yet.
+    db_startup_timeout: float = Field(60.0, gt=0)
+    # Migrations hold a session-level advisory lock, which a transaction-mode pooler cannot
+    # keep: behind PgBouncer, point this at PostgreSQL itself. Unset = DATABASE_URL.
+    migration_database_url: str | None = None
+    # "pgbouncer": DATABASE_URL is a PgBouncer in transaction mode (no statement cache, no
+    # statement_timeout startup parameter: set it on the role instead).
+    database_pooler: Literal["none", "pgbouncer"] = "none"
+
+    # Shutdown on SIGTERM: /readyz turns 503 at once; the listener stays open for
+    # `shutdown_drain_seconds` (load balancers notice), then in-flight requests get up to
+    # `shutdown_grace_seconds` to finish before the pool closes.
+    shutdown_drain_seconds: float = Field(0.0, ge=0)
+    shutdown_grace_seconds: float = Field(20.0, ge=0)
+
+    # Metrics: operation names are chosen by clients; past this many distinct names per
+    # process, further ones are counted as "other".
+    metrics_max_operations: int = Field(100, ge=0)
 
     # Authentication.
     jwt_secret: SecretStr = SecretStr(DEFAULT_JWT_SECRET)
@@ -65,7 +84,7 @@ class Settings(BaseSettings):
     log_format: LogFormat | None = None  # default: json in production, text elsewhere
     log_level: str = "INFO"
 
-    @field_validator("database_url")
+    @field_validator("database_url", "migration_database_url")
     @classmethod
     def _empty_url_is_unset(cls, value: str | None) -> str | None:
         return value or None

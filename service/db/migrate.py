@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import traceback
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -112,10 +113,30 @@ def _upgrade(connection: Connection, history: SchemaHistory, refuse_newer: bool)
         log.info("schema already at head %s; nothing to migrate", history.head)
         return before
     history.config.attributes["connection"] = connection
-    command.upgrade(history.config, "head")
+    try:
+        command.upgrade(history.config, "head")
+    except Exception as error:
+        raise StartupError(_failure(error, history, before)) from error
     after = history.judge(current_revisions(connection))
     log.info("migrated schema from %s to %s", ",".join(before.current) or "empty", history.head)
     return after
+
+
+def _failure(error: Exception, history: SchemaHistory, before: SchemaVerdict) -> str:
+    """One line: which revision file failed, why, and that nothing of the upgrade was applied."""
+    versions = Path(history.script.versions).resolve()
+    where = ""
+    for frame in reversed(traceback.extract_tb(error.__traceback__)):
+        path = Path(frame.filename).resolve()
+        if path.is_relative_to(versions):
+            where = f" in {path.name} line {frame.lineno}"
+            break
+    # All revisions of an upgrade run in the one transaction this module rolls back.
+    at = ",".join(before.current) or "empty"
+    return (
+        f"migration to {history.head} failed{where}: {type(error).__name__}: "
+        f"{_first_line(error)}; nothing was applied, the schema stays at {at}"
+    )
 
 
 async def migrate(
@@ -124,9 +145,13 @@ async def migrate(
     lock_timeout: float = 300.0,
     refuse_newer: bool = False,
     connect_timeout: float = 5.0,
+    history: SchemaHistory | None = None,
 ) -> SchemaVerdict:
-    """Bring the database to this code's head, one replica at a time; a no-op at head."""
-    history = schema_history()
+    """Bring the database to this code's head, one replica at a time; a no-op at head.
+
+    `history` is the revisions to apply (default: this code's alembic/versions).
+    """
+    history = history or schema_history()
     engine = create_engine(url, timeout=connect_timeout)
     try:
         async with engine.connect() as connection:

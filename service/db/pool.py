@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import asyncpg
 
 from service.db.url import DatabaseURL
 from service.settings import Settings
 
+log = logging.getLogger("service.db")
+
 
 async def _init_connection(connection: asyncpg.Connection) -> None:
     # PostgreSQL builds each response's JSON; binary `json` is its text, passed on undecoded.
-    await connection.set_type_codec(
-        "json", schema="pg_catalog", encoder=lambda b: b, decoder=lambda b: b, format="binary"
-    )
+    # In a transaction: behind PgBouncer (transaction mode) the type lookup this runs must stay
+    # on one server connection.
+    async with connection.transaction():
+        await connection.set_type_codec(
+            "json", schema="pg_catalog", encoder=lambda b: b, decoder=lambda b: b, format="binary"
+        )
 
 
 async def _no_reset(connection: asyncpg.Connection) -> None:
@@ -22,22 +30,48 @@ async def _no_reset(connection: asyncpg.Connection) -> None:
 
 
 async def create_pool(url: DatabaseURL, settings: Settings) -> asyncpg.Pool:
+    """The request pool. It connects on demand: creating it never waits for the database, and
+    a connection the server dropped (a restart) is replaced at its next use."""
     kwargs = url.asyncpg_kwargs()
     server_settings = dict(kwargs.pop("server_settings", {}))
-    server_settings.setdefault("statement_timeout", str(settings.statement_timeout_ms))
+    behind_pgbouncer = settings.database_pooler == "pgbouncer"
+    if not behind_pgbouncer:
+        # PgBouncer refuses startup parameters it does not know; there, set it on the role.
+        server_settings.setdefault("statement_timeout", str(settings.statement_timeout_ms))
     server_settings.setdefault("application_name", "service")
     # db/context.py quotes the caller's claims as a literal; this makes that quoting complete.
     server_settings["standard_conforming_strings"] = "on"
     pool = await asyncpg.create_pool(
         **kwargs,
-        min_size=1,
+        # No floor: asyncpg would reconnect it in the background during an outage, logging a
+        # traceback a second; requests and /readyz find out soon enough by themselves.
+        init_size=0,
+        min_size=0,
         max_size=settings.db_pool_size,
         init=_init_connection,
         reset=_no_reset,
         max_queries=1_000_000_000,
         timeout=settings.db_connect_timeout,
         command_timeout=None,
+        # PgBouncer before 1.21 (Debian 12 has 1.18) cannot keep named prepared statements
+        # across transactions; every request runs inside one transaction, so unnamed ones work.
+        statement_cache_size=0 if behind_pgbouncer else 100,
         server_settings=server_settings,
     )
     assert pool is not None
     return pool
+
+
+async def close_pool(pool: asyncpg.Pool, timeout: float = 5.0) -> None:
+    """Close gracefully (connections in use are waited for), then forcefully after `timeout`."""
+    try:
+        await asyncio.wait_for(pool.close(), timeout)
+    except TimeoutError:
+        log.warning("pool did not close within %g s; terminating its connections", timeout)
+        pool.terminate()
+
+
+def pool_usage(pool: asyncpg.Pool) -> tuple[int, int]:
+    """(in use, idle) connections."""
+    size, idle = pool.get_size(), pool.get_idle_size()
+    return size - idle, idle

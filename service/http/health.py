@@ -47,7 +47,8 @@ async def _check(pool: object) -> Response:
     assert isinstance(pool, asyncpg.Pool)
     try:
         async with asyncio.timeout(_QUERY_TIMEOUT):
-            async with pool.acquire() as connection:
+            async with pool.acquire() as connection, connection.transaction(readonly=True):
+                # One transaction: behind PgBouncer both statements reach the same server.
                 exists = await connection.fetchval("SELECT to_regclass('public.alembic_version')")
                 rows = (
                     await connection.fetch("SELECT version_num FROM alembic_version")

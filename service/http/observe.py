@@ -1,0 +1,95 @@
+"""One log line and the metrics for each request, as ASGI middleware around the whole app.
+
+What is logged: method, path (never the query string: GET /graphql carries the query and its
+variables there), status, duration, the GraphQL operation's name and outcome, the caller's
+role. Never headers (tokens), bodies or variables.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.http.metrics import GRAPHQL_LATENCY, GRAPHQL_REQUESTS, OperationLabels
+
+log = logging.getLogger("service.request")
+
+GRAPHQL_PATH = "/graphql"
+# Probes and scrapes come every few seconds: logged at debug level only.
+_QUIET = ("/livez", "/readyz", "/metrics")
+
+
+def _outcome(status: int) -> str:
+    """For responses the GraphQL endpoint did not label (it answered before running anything)."""
+    if status == 401:
+        return "unauthenticated"
+    if status == 503:
+        return "unavailable"
+    if status >= 500:
+        return "internal_error"
+    if status >= 400:
+        return "request_error"
+    return "ok"
+
+
+class RequestObserver:
+    def __init__(self, app: ASGIApp, *, max_operations: int, quiet_prefixes: tuple[str, ...]):
+        self.app = app
+        self.labels = OperationLabels(max_operations)
+        self.quiet = (*_QUIET, *quiet_prefixes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # if the app fails before it starts a response
+
+        async def observed_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed_send)
+        finally:
+            self._record(scope, status, time.perf_counter() - started)
+
+    def _record(self, scope: Scope, status: int, seconds: float) -> None:
+        path: str = scope["path"]
+        fields: dict[str, object] = {
+            "method": scope["method"],
+            "path": path,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 1),
+        }
+        if path == GRAPHQL_PATH:
+            operation = scope.get("graphql_operation")
+            outcome = scope.get("graphql_outcome") or _outcome(status)
+            label = self.labels(operation)
+            GRAPHQL_REQUESTS.labels(label, outcome).inc()
+            GRAPHQL_LATENCY.labels(label, outcome).observe(seconds)
+            # The log keeps the name even past the metrics' cap, cut to a sane length.
+            fields["operation"] = (operation or "none")[:100]
+            fields["outcome"] = outcome
+            if scope.get("principal_role"):
+                fields["role"] = scope["principal_role"]
+        level = logging.DEBUG if path.startswith(self.quiet) else logging.INFO
+        if status >= 500 and status != 503:  # 503: not ready yet, or shutting down
+            level = logging.WARNING
+        if log.isEnabledFor(level):
+            summary = " ".join(
+                str(fields[k])
+                for k in ("method", "path", "status", "operation", "outcome")
+                if k in fields
+            )
+            log.log(
+                level,
+                "%s %.1f ms",
+                summary,
+                fields["duration_ms"],
+                extra={**fields, "_text_only": True},
+            )
