@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from service.auth import Authenticator
+from service.db.context import CallerContext
 from service.db.pool import close_pool, create_pool, pool_usage
 from service.db.startup import Phase, Startup
 from service.db.url import DatabaseURL
@@ -132,6 +133,7 @@ def create_app(
         Authenticator(settings),
         max_body_bytes=settings.max_body_bytes,
         graphiql=graphiql,
+        caller_context=CallerContext(session_state=settings.database_pooler != "pgbouncer"),
     )
 
     async def graphql(request: Request) -> Response:

@@ -150,15 +150,26 @@ def test_two_migrations_at_once_one_migrates_the_other_waits_then_does_nothing(
             )
             for _ in range(2)
         ]
-        await asyncio.sleep(2)  # both are now waiting on the lock the test holds
+
+        async def until_waiting(p: asyncio.subprocess.Process) -> bytes:
+            # Read until the process says it waits on the lock the test holds.
+            seen = b""
+            while b"waiting for the migration lock" not in seen:
+                assert p.stdout is not None
+                line = await p.stdout.readline()
+                assert line, seen.decode()
+                seen += line
+            return seen
+
+        before = await asyncio.wait_for(asyncio.gather(*map(until_waiting, processes)), 60)
         assert all(p.returncode is None for p in processes)
         await holder.execute(f"SELECT pg_advisory_unlock({LOCK_KEY})")
         await holder.close()
         outputs = []
-        for p in processes:
+        for p, head in zip(processes, before, strict=True):
             out, _ = await asyncio.wait_for(p.communicate(), 60)
             assert p.returncode == 0, out
-            outputs.append(out.decode())
+            outputs.append((head + out).decode())
         return outputs[0], outputs[1]
 
     a, b = asyncio.run(scenario())

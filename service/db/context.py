@@ -110,14 +110,3 @@ class CallerContext:
             raise
         await connection.execute("COMMIT")
         return result
-
-
-async def as_service(connection: asyncpg.Connection, sql: str, *args: Any) -> list[Any]:
-    """A query of the service's own (readiness), as the login role, whatever the session's caller.
-
-    Only the transaction's role changes (SET LOCAL), so the session keeps its caller.
-    """
-    async with connection.transaction(readonly=True):
-        await connection.execute("SET LOCAL ROLE NONE")
-        rows: list[Any] = await connection.fetch(sql, *args)
-        return rows

@@ -7,6 +7,7 @@ import logging
 
 import asyncpg
 
+from service.db.context import ServiceConnection, start_as_anonymous
 from service.db.url import DatabaseURL
 from service.settings import Settings
 
@@ -23,9 +24,14 @@ async def _init_connection(connection: asyncpg.Connection) -> None:
         )
 
 
+async def _init_session(connection: asyncpg.Connection) -> None:
+    await _init_connection(connection)
+    await start_as_anonymous(connection)
+
+
 async def _no_reset(connection: asyncpg.Connection) -> None:
-    # asyncpg's default reset costs a round trip per request. Requests keep no session state:
-    # role and claims are transaction-local (set_config(..., true)), so there is nothing to reset.
+    # asyncpg's default reset costs a round trip per request, and would drop the caller that
+    # db/context.py keeps as session state; that state is reset by whoever uses it next.
     return None
 
 
@@ -48,7 +54,9 @@ async def create_pool(url: DatabaseURL, settings: Settings) -> asyncpg.Pool:
         init_size=0,
         min_size=0,
         max_size=settings.db_pool_size,
-        init=_init_connection,
+        init=_init_connection if behind_pgbouncer else _init_session,
+        # Straight to PostgreSQL, a connection keeps its last caller as session state.
+        connection_class=asyncpg.Connection if behind_pgbouncer else ServiceConnection,
         reset=_no_reset,
         max_queries=1_000_000_000,
         timeout=settings.db_connect_timeout,

@@ -48,7 +48,9 @@ async def _check(pool: object) -> Response:
     try:
         async with asyncio.timeout(_QUERY_TIMEOUT):
             async with pool.acquire() as connection, connection.transaction(readonly=True):
-                # One transaction: behind PgBouncer both statements reach the same server.
+                # One transaction: behind PgBouncer both statements reach the same server. As
+                # the login role: the session may hold a caller's role (db/context.py).
+                await connection.execute("SET LOCAL ROLE NONE")
                 exists = await connection.fetchval("SELECT to_regclass('public.alembic_version')")
                 rows = (
                     await connection.fetch("SELECT version_num FROM alembic_version")

@@ -65,16 +65,26 @@ async def test_nested_pages_are_per_parent(api):
         ]
 
 
-async def test_a_q2_shaped_query_reads_with_one_sql_statement_whatever_the_rows(seeded):
+async def _statements_for_q2(seeded, **settings) -> list[str]:
     statements: list[str] = []
-    service = RunningService(seeded, db_pool_size=1)  # one connection: we see all it runs
+    service = RunningService(seeded, db_pool_size=1, **settings)  # one connection: all it runs
     async with service as http:
         async with service.app.state.pool.acquire() as connection:
             connection.add_query_logger(lambda record: statements.append(record.query))
         body = await gql(http, Q2)
     assert len(body["data"]["posts"]["nodes"]) == 20
-    # The caller's transaction around it (BEGIN with role and claims, then COMMIT), and in
-    # between one statement for all 20 posts, their authors, comments and comment authors.
+    return statements
+
+
+async def test_a_q2_shaped_query_is_one_sql_statement_whatever_the_rows(seeded):
+    # 20 posts, their authors, 2 comments each and their authors: one statement, and the
+    # connection already holds the anonymous caller, so nothing else.
+    statements = await _statements_for_q2(seeded)
+    assert len(statements) == 1, statements
+
+
+async def test_behind_a_transaction_pooler_the_caller_is_set_in_the_same_transaction(seeded):
+    statements = await _statements_for_q2(seeded, database_pooler="pgbouncer")
     begin, *reads, commit = statements
     assert begin.startswith("BEGIN; SELECT set_config('role'")
     assert commit == "COMMIT"
