@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +50,14 @@ class InvalidToken(Exception):
 
 
 class Authenticator:
+    # Verifying a token costs ~100 µs of PyJWT; a client sends the same one for many requests.
+    # A verified token is remembered until it expires, at most this long (so a key withdrawn
+    # from the JWKS stops working soon after), for at most this many tokens.
+    _CACHE_SECONDS = 60.0
+    _CACHE_SIZE = 10_000
+
     def __init__(self, settings: Settings) -> None:
+        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
         self.audience = settings.jwt_audience
         self.leeway = settings.jwt_leeway_seconds
         self.allowed_roles = set(settings.jwt_allowed_roles)
@@ -62,6 +70,18 @@ class Authenticator:
     async def principal(self, authorization: str | None) -> Principal:
         if authorization is None:
             return ANONYMOUS
+        now = time.time()
+        cached = self._verified.get(authorization)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        principal = await self._principal(authorization)
+        expires = float(principal.claims.get("exp", now)) + self.leeway
+        self._verified[authorization] = (principal, min(expires, now + self._CACHE_SECONDS))
+        if len(self._verified) > self._CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return principal
+
+    async def _principal(self, authorization: str) -> Principal:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise InvalidToken("expected `Authorization: Bearer <token>`")

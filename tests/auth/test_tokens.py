@@ -184,3 +184,11 @@ async def test_keys_from_a_jwks_url_are_cached_and_a_new_kid_is_picked_up(
         assert jwks_server.fetches == 2
         unknown = await viewer(http, _sign(new_key, "never-published", "RS256"))
         assert unknown.status_code == 401
+
+
+async def test_a_token_that_verified_before_is_refused_once_it_expires(user_db):
+    async with RunningService(user_db, jwt_leeway_seconds=0) as http:
+        short = jwt.encode(claims(exp=int(time.time()) + 2), DEFAULT_JWT_SECRET, "HS256")
+        assert (await viewer(http, short)).json() == {"data": {"viewer": {"id": USER}}}
+        time.sleep(2.5)
+        assert (await viewer(http, short)).status_code == 401
