@@ -72,6 +72,12 @@ _SQLSTATES: dict[str, tuple[Code, str]] = {
 }
 
 
+DATABASE_UNAVAILABLE = "the database is unavailable; try again shortly"
+# Class 08 (connection exception) and these: admin/crash shutdown, cannot connect now, too many
+# connections.
+_UNAVAILABLE = {"57P01", "57P02", "57P03", "53300"}
+
+
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
@@ -85,6 +91,10 @@ def from_database(error: BaseException) -> ApiError:
         detail = getattr(error, "column_name", None)
         extensions = {"field": _camel(detail)} if detail else {}
         return ApiError(message, code=code, **extensions)
+    if isinstance(sqlstate, str) and (sqlstate[:2] == "08" or sqlstate in _UNAVAILABLE):
+        # The database went away under us (a restart, a failover): no bug, worth a retry.
+        log.warning("database unavailable: %s (%s)", type(error).__name__, sqlstate)
+        return ApiError(DATABASE_UNAVAILABLE, code=Code.INTERNAL)
     if isinstance(error, asyncpg.PostgresError) and str(sqlstate).startswith("42"):
         log.error("query rejected by PostgreSQL: %s (%s)", error, sqlstate)
     else:

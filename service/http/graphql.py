@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from service.auth import Authenticator, InvalidToken
 from service.db.context import CallerContext
-from service.graphql.errors import BadUserInput, Code
+from service.graphql.errors import DATABASE_UNAVAILABLE, BadUserInput, Code
 from service.graphql.execute import Executor
 from service.http.graphiql import graphiql_response, wants_graphiql
 
@@ -99,6 +100,14 @@ class GraphQLEndpoint:
                 run_in_transaction,  # type: ignore[arg-type]
                 anonymous=principal.anonymous,
             )
+        except (OSError, asyncpg.InternalClientError) as error:
+            # The database cannot be reached (restarting, failing over): one line, and a 503
+            # that tells clients and proxies to retry. (asyncpg raises InternalClientError for a
+            # connection the server closed a moment ago, before it has read the close.)
+            log.warning("database unreachable in operation %s: %r", prepared.operation_label, error)
+            response = _error(DATABASE_UNAVAILABLE, 503, media_type, Code.INTERNAL)
+            response.headers["Retry-After"] = "1"
+            return response
         except Exception:
             # A bug or an outage, not the client's doing: log it whole, send nothing of it.
             log.exception("unexpected error in operation %s", prepared.operation_label)
