@@ -215,9 +215,7 @@ class Executor:
             assert compiled.read is not None
             params = compiled.read.bind(coerced)
             sql = compiled.read.sql
-            data: bytes = await run_in_transaction(
-                lambda c: c.fetchval(sql, *params), atomic=False
-            )
+            data: bytes = await run_in_transaction(lambda c: c.fetchval(sql, *params), atomic=False)
         except ApiError as error:
             return Result(_errors_body([error.to_dict()], data_null=True), "field_error")
         except asyncpg.PostgresError as error:
