@@ -196,6 +196,7 @@ def _serve_workers(
     probe.run(sockets=[sock.dup()])
     if startup.error is not None:
         sys.exit(1)
+    log.info("database ready; starting %d worker processes", workers)
     supervisor = Multiprocess(config, sockets=[sock])
     supervisor.run()
     if any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes):
