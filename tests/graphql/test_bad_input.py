@@ -34,15 +34,26 @@ async def assert_bad(http: httpx.AsyncClient, query: str, variables: dict[str, A
     assert "SELECT" not in response.text and "Traceback" not in response.text
 
 
+async def signature(http: httpx.AsyncClient, order: str) -> str:
+    """The ordering's signature inside a real cursor: forged cursors below differ in one way."""
+    body = await gql(
+        http, f"{{ posts(first: 1, orderBy: {order}) {{ pageInfo {{ endCursor }} }} }}"
+    )
+    cursor = body["data"]["posts"]["pageInfo"]["endCursor"]
+    first: str = json.loads(base64.b64decode(cursor))[0]
+    return first
+
+
 async def test_invalid_cursors_are_bad_user_input_wherever_they_are_used(api):
-    by_date = "createdAt:D,id:A"
-    by_published = "published:A,id:A"
+    by_date = await signature(api, "[{createdAt: DESC}]")
+    by_published = await signature(api, "[{published: ASC}]")
+    by_title = await signature(api, "[{title: ASC}]")
     cursors = [
         "not base64!",
         b64("not json"),
         b64({"a": 1}),
         b64([]),
-        b64(["title:A,id:A", "Post 01", post_id(1)]),  # another ordering's cursor
+        b64([by_title, "Post 01", post_id(1)]),  # another ordering's cursor
         b64([by_date, "2026-02-01T00:00:00+00:00"]),  # too few values
         b64([by_date, "2026-02-01T00:00:00+00:00", post_id(1), "extra"]),
         b64([by_date, "2026-02-01T00:00:00+00:00", "not-a-uuid"]),
