@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import threading
@@ -113,6 +114,9 @@ def create_app(
         if multiprocess_dir() is not None:
             # Each worker writes its own pool gauges; a scrape reads them all.
             tasks.append(asyncio.create_task(_refresh_periodically(app)))
+        # The schema, caches and modules built so far live as long as the process: keep them
+        # out of the garbage collector's scans (a few µs off every request).
+        gc.freeze()
         try:
             yield
         finally:
