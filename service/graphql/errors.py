@@ -68,7 +68,18 @@ _SQLSTATES: dict[str, tuple[Code, str]] = {
     "22007": (Code.BAD_USER_INPUT, "a date or time has the wrong format"),
     "22008": (Code.BAD_USER_INPUT, "a date or time is out of range"),
     "22003": (Code.BAD_USER_INPUT, "a number is out of range"),
+    # The only byte a Python str can carry that PostgreSQL refuses in text: NUL.
+    "22021": (Code.BAD_USER_INPUT, "a text value contains a NUL character (\\u0000)"),
+    "22P05": (Code.BAD_USER_INPUT, "a text value contains a character PostgreSQL cannot store"),
+    "22025": (Code.BAD_USER_INPUT, "a LIKE pattern must not end with the escape character `\\`"),
     "57014": (Code.LIMIT_EXCEEDED, "the operation took too long and was cancelled"),
+    "54001": (Code.LIMIT_EXCEEDED, "the operation is nested too deeply"),
+}
+# Whole classes: "data exception" can only come from a value the client gave (our SQL casts
+# client values and nothing else); "program limit exceeded" from the size of the request.
+_SQLSTATE_CLASSES: dict[str, tuple[Code, str]] = {
+    "22": (Code.BAD_USER_INPUT, "a value is not valid here"),
+    "54": (Code.LIMIT_EXCEEDED, "the operation is too large"),
 }
 
 
@@ -86,8 +97,14 @@ def _camel(name: str) -> str:
 def from_database(error: BaseException) -> ApiError:
     """A PostgreSQL error as an ApiError; the full text goes to the log only."""
     sqlstate = getattr(error, "sqlstate", None)
-    if sqlstate in _SQLSTATES:
-        code, message = _SQLSTATES[sqlstate]
+    known = _SQLSTATES.get(sqlstate) if isinstance(sqlstate, str) else None
+    if known is None and isinstance(sqlstate, str) and sqlstate[:2] in _SQLSTATE_CLASSES:
+        # The client's doing, so not an ERROR; the class name (not the text, which may quote
+        # values) tells a developer which rule to add above.
+        log.info("client value refused by PostgreSQL: %s %s", sqlstate, type(error).__name__)
+        known = _SQLSTATE_CLASSES[sqlstate[:2]]
+    if known is not None:
+        code, message = known
         detail = getattr(error, "column_name", None)
         extensions = {"field": _camel(detail)} if detail else {}
         return ApiError(message, code=code, **extensions)

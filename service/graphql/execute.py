@@ -15,7 +15,6 @@ import asyncpg
 import orjson
 from graphql import (
     DocumentNode,
-    FieldNode,
     FragmentDefinitionNode,
     GraphQLError,
     GraphQLSchema,
@@ -29,12 +28,13 @@ from graphql import (
     validate,
 )
 from graphql.execution.values import get_variable_values
+from graphql.validation import OverlappingFieldsCanBeMergedRule
 from pydantic import BaseModel, ValidationError
-from strawberry.extensions.max_aliases import create_validator as max_aliases_rule
-from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
 from service.graphql.catalog import Catalog, ModelInfo, camel
 from service.graphql.errors import ApiError, BadUserInput, Code, LimitExceeded, from_database
+from service.graphql.limits import check_merges, check_size
 from service.graphql.plan import (
     Introspection,
     OperationPlan,
@@ -134,13 +134,13 @@ class Executor:
         self.planner = Planner(
             self.schema, self.catalog, default_page_size=limits.default_page_size
         )
-        self.rules = [
-            *specified_rules,
-            depth_rule(limits.max_depth, None),
-            max_aliases_rule(limits.max_aliases),
-        ]
+        # OverlappingFieldsCanBeMerged compares fields pairwise: it runs last, once limits.py
+        # has bounded how many fields merge (see _validate).
+        self.rules = [r for r in specified_rules if r is not OverlappingFieldsCanBeMergedRule]
         if not limits.introspection:
             self.rules.append(NoSchemaIntrospectionCustomRule)
+        # strawberry's oneOf rule expects declared variables: on an otherwise valid document
+        self.final_rules = [OverlappingFieldsCanBeMergedRule, OneOfInputValidationRule]
         self.documents: LRU[tuple[str, str | None], Document] = LRU(1024)
         self.plans: LRU[tuple[Any, ...], Compiled] = LRU(2048)
 
@@ -159,9 +159,9 @@ class Executor:
             document = parse(query, max_tokens=self.limits.max_tokens)
         except GraphQLError as error:
             return Document(errors=[_graphql_error(error)])
-        errors = validate(self.schema, document, self.rules)
+        errors = self._validate(document)
         if errors:
-            return Document(errors=[_graphql_error(e) for e in errors])
+            return Document(errors=errors)
         operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
         if operation_name is None:
             if len(operations) != 1:
@@ -178,6 +178,19 @@ class Executor:
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
         }
         return Document(document=document, operation=operation, fragments=fragments)
+
+    def _validate(self, document: DocumentNode) -> list[dict[str, Any]]:
+        limits = self.limits
+        too_big = check_size(document, max_depth=limits.max_depth, max_aliases=limits.max_aliases)
+        if too_big:
+            return [_graphql_error(e, Code.LIMIT_EXCEEDED) for e in too_big]
+        invalid = validate(self.schema, document, self.rules)
+        if invalid:
+            return [_graphql_error(e) for e in invalid]
+        too_many = check_merges(document, max_depth=limits.max_depth)
+        if too_many:
+            return [_graphql_error(e, Code.LIMIT_EXCEEDED) for e in too_many]
+        return [_graphql_error(e) for e in validate(self.schema, document, self.final_rules)]
 
     # run
 
@@ -208,7 +221,7 @@ class Executor:
 
         plan = compiled.plan
         if plan.only_introspection:
-            return self._introspect(prepared, variables)
+            return self._introspect(prepared, variables, plan)
         try:
             if plan.kind is OperationType.MUTATION:
                 return await self._mutate(plan, coerced, run_in_transaction, anonymous)
@@ -334,23 +347,24 @@ class Executor:
 
     # introspection runs on graphql-core: it reads the schema only
 
-    def _introspect(self, prepared: Document, variables: dict[str, Any] | None) -> Result:
+    def _introspect(
+        self, prepared: Document, variables: dict[str, Any] | None, plan: OperationPlan
+    ) -> Result:
         assert prepared.document is not None and prepared.operation is not None
-        # Only the introspection root fields: the data fields have no resolvers.
-        operation = replace(
-            prepared.operation,
-            selection_set=SelectionSetNode(
-                selections=tuple(
-                    s
-                    for s in prepared.operation.selection_set.selections
-                    if isinstance(s, FieldNode) and s.name.value.startswith("__")
-                )
-            ),
-        )
+        # Only the introspection root fields, also those from fragments (as the plan collected
+        # them): the data fields have no resolvers.
+        nodes = tuple(n for f in plan.fields if isinstance(f, Introspection) for n in f.nodes)
+        operation = replace(prepared.operation, selection_set=SelectionSetNode(selections=nodes))
         document = DocumentNode(definitions=(operation, *prepared.fragments.values()))
         result = execute(self.schema, document, variable_values=variables)
         assert not isinstance(result, Awaitable)
-        body: dict[str, Any] = {"data": result.data}
+        introspected = result.data or {}
+        data = {
+            f.key: plan.root_type if isinstance(f, Typename) else introspected.get(f.key)
+            for f in plan.fields
+            if isinstance(f, Introspection | Typename)
+        }
+        body: dict[str, Any] = {"data": data}
         if result.errors:
             body["errors"] = [_graphql_error(e) for e in result.errors]
         return Result(orjson.dumps(body))
@@ -358,7 +372,7 @@ class Executor:
     def _merge_introspection(
         self, prepared: Document, variables: dict[str, Any] | None, plan: OperationPlan, data: bytes
     ) -> Result:
-        introspected = orjson.loads(self._introspect(prepared, variables).body).get("data") or {}
+        introspected = orjson.loads(self._introspect(prepared, variables, plan).body)["data"]
         selected = orjson.loads(data)
         merged = {
             f.key: introspected.get(f.key) if isinstance(f, Introspection) else selected.get(f.key)
@@ -403,14 +417,11 @@ def _variable_type(schema: GraphQLSchema, definition: Any) -> Any:
     return type_from_ast(schema, definition.type)
 
 
-def _graphql_error(error: GraphQLError) -> dict[str, Any]:
+def _graphql_error(error: GraphQLError, code: Code = Code.BAD_USER_INPUT) -> dict[str, Any]:
     out: dict[str, Any] = {"message": error.message}
     if error.locations:
         out["locations"] = [{"line": loc.line, "column": loc.column} for loc in error.locations]
-    code = Code.BAD_USER_INPUT
-    if "exceeds maximum operation depth" in error.message or "aliases found" in error.message:
-        code = Code.LIMIT_EXCEEDED
-    if "Document contains more than" in error.message:
+    if "Document contains more than" in error.message or "nested too deeply" in error.message:
         code = Code.LIMIT_EXCEEDED
     out["extensions"] = {"code": code.value}
     return out

@@ -232,7 +232,9 @@ class Connection:
 
     @property
     def order_signature(self) -> str:
-        return ",".join(f"{k.column.field}:{'D' if k.descending else 'A'}" for k in self.order)
+        # The type too: a cursor of another type's connection in the same order is refused.
+        keys = ",".join(f"{k.column.field}:{'D' if k.descending else 'A'}" for k in self.order)
+        return f"{self.model.type_name}/{keys}"
 
 
 @dataclass
@@ -338,8 +340,7 @@ class Planner:
         name = nodes[0].name.value
         args = nodes[0].arguments
         if name == "node":
-            node_id = ctx.scalar_ref(args, "nodeId")
-            assert node_id is not None
+            node_id = _required(ctx.scalar_ref(args, "nodeId"), "nodeId")
             selections = {m.type_name: self._object(ctx, m, nodes) for m in self.catalog}
             return NodeLookup(key, node_id, selections)
         if name == "viewer":
@@ -347,8 +348,8 @@ class Planner:
             return Viewer(key, self._object(ctx, viewer, nodes))
         for model in self.catalog:
             if name == model.single:
-                id_ref = ctx.scalar_ref(args, model.primary_key.field)
-                assert id_ref is not None
+                pk = model.primary_key.field
+                id_ref = _required(ctx.scalar_ref(args, pk), pk)
                 return ByKey(key, model, id_ref, self._object(ctx, model, nodes))
             if name == model.plural:
                 return self._connection(ctx, key, model, None, nodes)
@@ -358,11 +359,15 @@ class Planner:
         name = nodes[0].name.value
         kind, model = self.mutations[name]
         args = nodes[0].arguments
-        id_ref = ctx.scalar_ref(args, model.primary_key.field) if kind != "create" else None
+        id_ref = None
+        if kind != "create":
+            pk = model.primary_key.field
+            id_ref = _required(ctx.scalar_ref(args, pk), pk)
         input_tree = None
         if kind != "delete":
             arg_type = self._argument_type(ctx, "Mutation", name, "input")
             input_tree = ctx.input_tree(args, "input", arg_type)
+            _required(None if _plain(input_tree) is None else input_tree, "input")
         return Write(key, kind, model, id_ref, input_tree, self._object(ctx, model, nodes))
 
     def _argument_type(self, ctx: _Context, type_name: str, field_name: str, arg: str) -> Any:
@@ -570,7 +575,7 @@ class _Context:
 
     def _boolean(self, node: ValueNode) -> bool:
         if isinstance(node, VariableNode):
-            return bool(self.variables.get(node.name.value))
+            return bool(_required(self.variables.get(node.name.value), "if"))
         return isinstance(node, BooleanValueNode) and node.value
 
     # arguments
@@ -638,6 +643,14 @@ class _ListRef:
 
     def __call__(self, variables: Variables) -> Any:
         return [item(variables) for item in self.items]
+
+
+def _required(value: Any, name: str) -> Any:
+    """A non-null argument's value. Validation refuses null literals and nullable variables
+    there, except a variable with a default that the request sets to null explicitly."""
+    if value is None:
+        raise BadUserInput(f"`{name}` must not be null", field=name)
+    return value
 
 
 def _plain(value: Any) -> Any:

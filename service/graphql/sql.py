@@ -12,14 +12,15 @@ import binascii
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
 import orjson
 
 from service.graphql.catalog import Catalog, ColumnInfo, ModelInfo
-from service.graphql.errors import BadUserInput
+from service.graphql.errors import BadUserInput, LimitExceeded
 from service.graphql.plan import (
     BoolOp,
     ByKey,
@@ -45,6 +46,8 @@ from service.graphql.plan import (
 )
 
 Getter = Callable[[Variables], Any]
+# What one statement may bind: asyncpg's limit (the protocol counts them in 16 bits).
+MAX_BOUND_VALUES = 32767
 
 
 @dataclass
@@ -66,9 +69,19 @@ def as_text(value: Any) -> str | None:
         return None
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, datetime) and abs(value.utcoffset() or _NO_OFFSET) > _MAX_OFFSET:
+        # ISO 8601 (and Python) allow offsets up to 23:59, PostgreSQL up to 15:59:59
+        try:
+            value = value.astimezone(UTC)
+        except OverflowError:
+            raise BadUserInput("a date or time is out of range") from None
     if isinstance(value, datetime | date):
         return value.isoformat()
     return str(getattr(value, "value", value))
+
+
+_NO_OFFSET = timedelta(0)
+_MAX_OFFSET = timedelta(hours=15, minutes=59, seconds=59)
 
 
 def _quote(identifier: str) -> str:
@@ -118,14 +131,32 @@ def _decode_cursor(cursor: str, signature: str, columns: tuple[ColumnInfo, ...])
         values = payload[1:]
         if len(values) != len(columns):
             raise ValueError("wrong length")
-        return tuple(
-            None if v is None and c.nullable else _check_value(c, v)
-            for c, v in zip(columns, values, strict=True)
-        )
+        return tuple(_cursor_value(c, v) for c, v in zip(columns, values, strict=True))
     except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError, IndexError):
         raise BadUserInput(
             "invalid cursor: use a cursor this connection returned, with the same orderBy"
         ) from None
+
+
+def _cursor_value(column: ColumnInfo, value: Any) -> str | None:
+    # As json_build_array wrote it: a number for numeric columns, true/false for booleans, a
+    # string for the rest, null only where the column has nulls.
+    if value is None:
+        if column.nullable:
+            return None
+        raise ValueError("null for a column without nulls")
+    kind = _JSON_KINDS.get(column.python_type, (str,))
+    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in kind):
+        raise ValueError("a value of another type")
+    return _check_value(column, value)
+
+
+_JSON_KINDS: dict[type, tuple[type, ...]] = {
+    int: (int,),
+    float: (int, float),
+    Decimal: (int, float),
+    bool: (bool,),
+}
 
 
 # --- the emitter ---------------------------------------------------------------------------
@@ -145,6 +176,11 @@ class Emitter:
         return f"t{self._aliases}"
 
     def bind(self, getter: Getter, cast: str) -> str:
+        if len(self.statement.params) == MAX_BOUND_VALUES:
+            raise LimitExceeded(
+                f"the operation needs more than {MAX_BOUND_VALUES} values (filter terms, ids, "
+                "cursors): split it, or use `in` for lists"
+            )
         self.statement.params.append(getter)
         return f"${len(self.statement.params)}::{cast}"
 
@@ -390,7 +426,13 @@ class Emitter:
         if op in ("in", "nin"):
             test = f"{column} = ANY({self.bind_array(cond.column, cond.value)})"
             return test if op == "in" else f"NOT ({test})"
-        value = self.bind_value(cond.column, cond.value)
+        if op in ("like", "ilike"):
+            # PostgreSQL refuses a trailing escape only when matching reaches it: check first,
+            # so the answer does not depend on the rows
+            ref = cond.value
+            value = self.bind(lambda v: _like_pattern(as_text(ref(v))), "text")
+        else:
+            value = self.bind_value(cond.column, cond.value)
         if op == "startsWith":
             return f"starts_with({column}, {value})"
         sql_op = {
@@ -489,6 +531,12 @@ class Emitter:
 def _base64(text_expr: str) -> str:
     # encode() wraps base64 at 76 characters; ids and cursors are single tokens
     return f"translate(encode(convert_to({text_expr}, 'UTF8'), 'base64'), E'\\n', '')"
+
+
+def _like_pattern(pattern: str | None) -> str | None:
+    if pattern is not None and (len(pattern) - len(pattern.rstrip("\\"))) % 2 == 1:
+        raise BadUserInput("a LIKE pattern must not end with the escape character `\\`")
+    return pattern
 
 
 def _cursor_check(cursor: Ref, c: Connection) -> Getter:

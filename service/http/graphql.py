@@ -12,7 +12,13 @@ from starlette.responses import Response
 
 from service.auth import Authenticator, InvalidToken
 from service.db.context import CallerContext
-from service.graphql.errors import DATABASE_UNAVAILABLE, BadUserInput, Code
+from service.graphql.errors import (
+    DATABASE_UNAVAILABLE,
+    ApiError,
+    BadUserInput,
+    Code,
+    LimitExceeded,
+)
 from service.graphql.execute import Executor
 from service.http.graphiql import graphiql_response, wants_graphiql
 
@@ -65,16 +71,23 @@ class GraphQLEndpoint:
             response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
             return response
         request.scope["principal_role"] = principal.role
-        if request.method == "GET":
+        from_url = request.method in ("GET", "HEAD")
+        if from_url:
             try:
                 params = self._from_query_string(request)
-            except BadUserInput as error:
-                return _error(error.message, 400, media_type)
+            except ApiError as error:
+                return _error(error.message, 400, media_type, error.code)
         else:
             try:
                 params = await self._from_body(request)
-            except BadUserInput as error:
-                return _error(error.message, 400, media_type)
+            except ApiError as error:
+                return _error(error.message, 400, media_type, error.code)
+            except _UnsupportedMediaType:
+                return _error(
+                    "send JSON (Content-Type: application/json) or application/graphql",
+                    415,
+                    media_type,
+                )
             except _TooLarge:
                 return _error(
                     f"request body over {self.max_body_bytes} bytes",
@@ -84,7 +97,7 @@ class GraphQLEndpoint:
                 )
         query, operation_name, variables = params
         prepared = self.executor.prepare(query, operation_name)
-        if request.method == "GET" and prepared.is_mutation:
+        if from_url and prepared.is_mutation:
             response = _error("mutations need POST", 405, media_type)
             response.headers["Allow"] = "POST"
             return response
@@ -126,14 +139,16 @@ class GraphQLEndpoint:
             raise BadUserInput("missing `query`")
         variables = None
         if q.get("variables"):
-            try:
-                variables = orjson.loads(q["variables"])
-            except orjson.JSONDecodeError:
-                raise BadUserInput("`variables` is not valid JSON") from None
+            variables = _json(q["variables"], "`variables`")
         return query, q.get("operationName") or None, _check_variables(variables)
 
     async def _from_body(self, request: Request) -> tuple[str, str | None, dict[str, Any] | None]:
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        content_type, *parameters = request.headers.get("content-type", "").lower().split(";")
+        content_type = content_type.strip()
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip() == "charset" and value.strip().strip('"') not in ("utf-8", "utf8"):
+                raise _UnsupportedMediaType
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > self.max_body_bytes:
             raise _TooLarge
@@ -143,15 +158,21 @@ class GraphQLEndpoint:
             if len(body) > self.max_body_bytes:
                 raise _TooLarge
         if content_type == "application/graphql":
-            return body.decode("utf-8", "replace"), None, None
+            try:
+                # strictly: a replacement character would change the client's strings unseen
+                return body.decode("utf-8"), None, None
+            except UnicodeDecodeError:
+                raise BadUserInput("the body is not valid UTF-8") from None
         if content_type not in ("application/json", ""):
-            raise BadUserInput("send JSON: Content-Type: application/json")
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise BadUserInput("the body is not valid JSON") from None
+            raise _UnsupportedMediaType
+        payload = _json(body, "the body")
+        if isinstance(payload, list):
+            raise BadUserInput("batched requests are not supported: send one operation a request")
         if not isinstance(payload, dict):
             raise BadUserInput("the body must be a JSON object with a `query`")
+        extensions = payload.get("extensions")
+        if extensions is not None and not isinstance(extensions, dict):
+            raise BadUserInput("`extensions` must be a JSON object")
         query = payload.get("query")
         if not isinstance(query, str) or not query:
             raise BadUserInput("missing `query` (a string)")
@@ -163,6 +184,19 @@ class GraphQLEndpoint:
 
 class _TooLarge(Exception):
     pass
+
+
+class _UnsupportedMediaType(Exception):
+    pass
+
+
+def _json(text: bytes | bytearray | str, what: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as error:
+        if "depth limit" in str(error):
+            raise LimitExceeded(f"{what}: JSON nested too deeply") from None
+        raise BadUserInput(f"{what}: not valid JSON") from None
 
 
 def _check_variables(variables: Any) -> dict[str, Any] | None:
