@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,9 +90,13 @@ class Authenticator:
         role = str(claims.get("role") or "authenticated")
         if role not in self.allowed_roles:
             raise InvalidToken(f"role {role!r} is not allowed")
-        # Supabase's anon key has no subject; every other role acts as a user.
-        if role != "anon" and not claims.get("sub"):
+        # Supabase's anon key has no subject; every other role acts as a user, whose id
+        # (auth.users.id, what auth.uid() returns) is a UUID.
+        subject = claims.get("sub")
+        if role != "anon" and not subject:
             raise InvalidToken("token has no subject (`sub`)")
+        if subject is not None and not _is_uuid(subject):
+            raise InvalidToken("token subject (`sub`) is not a user id (a UUID)")
         return Principal(role=role, claims=claims)
 
     async def verify(self, token: str) -> dict[str, Any]:
@@ -171,6 +176,14 @@ class _KeySource:
             # The key source is down: existing keys keep working, new ones wait for it.
             return
         self.keys = {k.key_id: k.key for k in key_set.keys}
+
+
+def _is_uuid(value: Any) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
 
 
 def _fetch(url: str) -> bytes:

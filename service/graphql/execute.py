@@ -45,7 +45,7 @@ from service.graphql.plan import (
     structural_key,
 )
 from service.graphql.schema import GeneratedSchema
-from service.graphql.sql import Emitter, Statement
+from service.graphql.sql import WRITE_VALUES, Emitter, Statement
 
 log = logging.getLogger("service.graphql")
 
@@ -275,21 +275,16 @@ class Executor:
         # Each mutation field is one statement; all of an operation's fields share a transaction
         # and a failure rolls all of them back, so a client never sees half an operation applied.
         statements: list[tuple[str, Statement | None, Statement | None]] = []
+        bound: dict[str, dict[str, Any]] = {}  # each field's variables and validated input
         for f in plan.fields:
             if isinstance(f, Typename):
                 statements.append((f.key, None, None))
                 continue
             assert isinstance(f, Write)
             values = self._validated_input(f, coerced)
-            emitter = Emitter(self.catalog, max_page_size=self.limits.max_page_size)
-            emitter.statement.sql = emitter.write(f, values)
-            visible = None
-            if f.kind != "create":
-                # Run only when the write matched nothing: was the row there but not ours?
-                checker = Emitter(self.catalog, max_page_size=self.limits.max_page_size)
-                checker.statement.sql = checker.exists(f)
-                visible = checker.statement
-            statements.append((f.key, emitter.statement, visible))
+            write, visible = self._write_statements(f, tuple(values))
+            statements.append((f.key, write, visible))
+            bound[f.key] = {**coerced, WRITE_VALUES: values}
 
         async def work(connection: asyncpg.Connection) -> list[bytes]:
             out = []
@@ -298,11 +293,12 @@ class Executor:
                     out.append(orjson.dumps(plan.root_type))
                     continue
                 try:
-                    value = await connection.fetchval(statement.sql, *statement.bind(coerced))
+                    variables = bound[key]
+                    value = await connection.fetchval(statement.sql, *statement.bind(variables))
                     if (
                         value is None
                         and visible is not None
-                        and await connection.fetchval(visible.sql, *visible.bind(coerced))
+                        and await connection.fetchval(visible.sql, *visible.bind(variables))
                     ):
                         raise _AtField(key, ApiError(_NOT_YOURS, code=Code.FORBIDDEN))
                 except asyncpg.PostgresError as error:
@@ -323,6 +319,23 @@ class Executor:
             for (key, _, _), value in zip(statements, values, strict=True)
         ]
         return Result(b'{"data":{' + b",".join(parts) + b"}}")
+
+    def _write_statements(
+        self, write: Write, columns: tuple[str, ...]
+    ) -> tuple[Statement, Statement | None]:
+        """The write's statement for these columns, compiled once (and the visibility check
+        that runs only when an update or delete matched nothing: absent, or not ours?)."""
+        compiled = write.compiled.get(columns)
+        if compiled is None:
+            emitter = Emitter(self.catalog, max_page_size=self.limits.max_page_size)
+            emitter.statement.sql = emitter.write(write, columns)
+            visible = None
+            if write.kind != "create":
+                checker = Emitter(self.catalog, max_page_size=self.limits.max_page_size)
+                checker.statement.sql = checker.exists(write)
+                visible = checker.statement
+            compiled = write.compiled[columns] = (emitter.statement, visible)
+        return compiled
 
     def _validated_input(self, write: Write, coerced: dict[str, Any]) -> dict[str, Any]:
         model = write.model

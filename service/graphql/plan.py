@@ -272,6 +272,8 @@ class Write:
     id: Ref | None
     input: InputTree | None
     selection: ObjectSelection
+    # Its SQL per set of columns written (execute.py fills it): input values are bound.
+    compiled: dict[tuple[str, ...], Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass

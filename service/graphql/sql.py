@@ -184,7 +184,7 @@ class Emitter:
         self.statement.params.append(getter)
         return f"${len(self.statement.params)}::{cast}"
 
-    def bind_value(self, column: ColumnInfo, ref: Ref) -> str:
+    def bind_value(self, column: ColumnInfo, ref: Getter) -> str:
         placeholder = self.bind(lambda v: as_text(ref(v)), "text")
         return placeholder if column.sql_type == "text" else f"{placeholder}::{column.sql_type}"
 
@@ -493,17 +493,17 @@ class Emitter:
 
     # writes: one statement each, the write and the returned selection together
 
-    def write(self, w: Write, values: dict[str, Any]) -> str:
+    def write(self, w: Write, columns: tuple[str, ...]) -> str:
+        """The write and its returned selection; the columns' values are bound from the
+        request's validated input (`WRITE_VALUES` in the variables), so the SQL is reusable."""
         model = w.model
         a = self.alias()
         table = model.qualified_table
         pk = model.primary_key
         if w.kind == "create":
-            if values:
-                names = ", ".join(_quote(n) for n in values)
-                binds = ", ".join(
-                    self.bind_value(model.column(n), _const(v)) for n, v in values.items()
-                )
+            if columns:
+                names = ", ".join(_quote(n) for n in columns)
+                binds = ", ".join(self.bind_value(model.column(n), _Input(n)) for n in columns)
                 change = f"INSERT INTO {table} AS {a} ({names}) VALUES ({binds}) RETURNING {a}.*"
             else:
                 change = f"INSERT INTO {table} AS {a} DEFAULT VALUES RETURNING {a}.*"
@@ -514,8 +514,7 @@ class Emitter:
                 change = f"DELETE FROM {table} AS {a} WHERE {match} RETURNING {a}.*"
             else:
                 sets = [
-                    f"{_quote(n)} = {self.bind_value(model.column(n), _const(v))}"
-                    for n, v in values.items()
+                    f"{_quote(n)} = {self.bind_value(model.column(n), _Input(n))}" for n in columns
                 ]
                 sets += [
                     f"{_quote(c.name)} = now()" for c in model.columns.values() if c.touch_on_update
@@ -526,6 +525,21 @@ class Emitter:
                     f"UPDATE {table} AS {a} SET {', '.join(sets)} WHERE {match} RETURNING {a}.*"
                 )
         return f"WITH {a} AS ({change}) SELECT {self.object(w.selection, a)} FROM {a}"
+
+
+# Where a write's validated input values travel among the variables: no GraphQL variable
+# name can contain a NUL.
+WRITE_VALUES = "\x00input"
+
+
+@dataclass(frozen=True)
+class _Input:
+    """A written column's value, from the request's validated input."""
+
+    column: str
+
+    def __call__(self, variables: Variables) -> Any:
+        return variables[WRITE_VALUES][self.column]
 
 
 def _base64(text_expr: str) -> str:
@@ -542,12 +556,6 @@ def _like_pattern(pattern: str | None) -> str | None:
 def _cursor_check(cursor: Ref, c: Connection) -> Getter:
     columns = tuple(k.column for k in c.order)
     return lambda v: _decode_cursor(str(cursor(v)), c.order_signature, columns)
-
-
-def _const(value: Any) -> Ref:
-    from service.graphql.plan import Const
-
-    return Const(value)
 
 
 def _equal(column: str, param: str, key: OrderKey) -> str:

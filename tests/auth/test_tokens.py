@@ -67,6 +67,9 @@ async def test_a_valid_hs256_token_is_the_user_and_no_token_is_anonymous(user_db
         pytest.param(jwt.encode(claims(aud="someone-else"), DEFAULT_JWT_SECRET, "HS256"), id="aud"),
         pytest.param(jwt.encode(claims(exp=None), DEFAULT_JWT_SECRET, "HS256"), id="no-exp"),
         pytest.param(
+            jwt.encode(claims(sub="alice"), DEFAULT_JWT_SECRET, "HS256"), id="sub-not-uuid"
+        ),
+        pytest.param(
             jwt.encode(claims(role="service_role"), DEFAULT_JWT_SECRET, "HS256"), id="role"
         ),
         pytest.param(jwt.encode(claims(), None, algorithm="none"), id="alg-none"),

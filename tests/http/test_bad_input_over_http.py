@@ -1189,13 +1189,14 @@ async def test_a_huge_authorization_header_is_a_401(service):
     assert errors_of(response.json()) == ["UNAUTHENTICATED"]
 
 
-async def test_a_token_whose_subject_is_not_a_user_id_is_a_client_error(service):
-    # signed by us, so not the client's forgery, but `auth.uid()` cannot read it
+async def test_a_token_whose_subject_is_not_a_user_id_is_401(service):
+    # correctly signed, but `auth.uid()` (a UUID) could never read its subject
     token = token_for("not-a-uuid")
     response = await service.request(
         "POST", json={"query": "{ viewer { id } }"}, headers={"authorization": f"Bearer {token}"}
     )
-    bad(response.json())
+    assert response.status_code == 401
+    assert errors_of(response.json()) == ["UNAUTHENTICATED"]
 
 
 # --- the other routes ----------------------------------------------------------------------
