@@ -260,20 +260,37 @@ class Emitter:
             for k in c.order
         )
         where = " AND ".join(page_conditions) or "true"
-        page_rows = (
-            f"SELECT {a}.*, row_number() OVER (ORDER BY {order}) AS _rn "
-            f"FROM {model.read_from} {a} WHERE {where} ORDER BY {order} LIMIT {size} + 1"
-        )
-        in_page = f"{a}._rn <= {size}"
         natural = "DESC" if backward else "ASC"
         reverse = "ASC" if backward else "DESC"
         cursor = self._cursor_expr(c, a)
+        if any(isinstance(p, PageInfoField) for p in c.parts):
+            # pageInfo needs one row past the page (is there more?) and the rows' positions.
+            page_rows = (
+                f"SELECT {a}.*, row_number() OVER (ORDER BY {order}) AS _rn "
+                f"FROM {model.read_from} {a} WHERE {where} ORDER BY {order} LIMIT {size} + 1"
+            )
+            in_page = f"{a}._rn <= {size}"
+
+            def agg(value: str) -> str:
+                return self._agg(value, a, natural, in_page)
+        else:
+            # Just the rows: no extra row, no window function (a quarter of Q1's SQL time).
+            page_rows = (
+                f"SELECT {a}.* FROM {model.read_from} {a} WHERE {where} "
+                f"ORDER BY {order} LIMIT {size}"
+            )
+            in_page = "true"
+            in_order = ", ".join(
+                f"{a}.{_quote(k.column.name)} {'DESC' if k.descending else 'ASC'}" for k in c.order
+            )
+
+            def agg(value: str) -> str:
+                return f"coalesce(json_agg({value} ORDER BY {in_order}), '[]'::json)"
 
         pairs: list[tuple[str, str]] = []
         for part in c.parts:
             if isinstance(part, Nodes):
-                node = self.object(part.selection, a)
-                pairs.append((part.key, self._agg(node, a, natural, in_page)))
+                pairs.append((part.key, agg(self.object(part.selection, a))))
             elif isinstance(part, Edges):
                 edge_pairs: list[tuple[str, str]] = []
                 for edge_part in part.parts:
@@ -283,9 +300,7 @@ class Emitter:
                         edge_pairs.append((edge_part.key, self.object(edge_part.selection, a)))
                     else:
                         edge_pairs.append((edge_part.key, _literal(edge_part.name)))
-                pairs.append(
-                    (part.key, self._agg(self.json_object(edge_pairs), a, natural, in_page))
-                )
+                pairs.append((part.key, agg(self.json_object(edge_pairs))))
             elif isinstance(part, TotalCount):
                 pairs.append((part.key, self._total_count(c, parent)))
             elif isinstance(part, PageInfoField):
