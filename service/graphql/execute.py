@@ -25,21 +25,26 @@ from graphql import (
     execute,
     parse,
     specified_rules,
+    type_from_ast,
     validate,
 )
 from graphql.execution.values import get_variable_values
 from graphql.validation import OverlappingFieldsCanBeMergedRule
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
 from service.graphql.catalog import Catalog, ModelInfo, camel
-from service.graphql.errors import ApiError, BadUserInput, Code, LimitExceeded, from_database
+from service.graphql.errors import ApiError, BadUserInput, Code, from_database
 from service.graphql.limits import check_merges, check_size
 from service.graphql.plan import (
+    ByKey,
+    Connection,
     Introspection,
+    NodeLookup,
     OperationPlan,
     Planner,
     Typename,
+    Viewer,
     Write,
     resolve_tree,
     structural_key,
@@ -411,8 +416,6 @@ class _AtField(Exception):
 
 
 def _root_sql(emitter: Emitter, f: Any) -> str:
-    from service.graphql.plan import ByKey, Connection, NodeLookup, Viewer
-
     if isinstance(f, Connection):
         return emitter.connection(f, None)
     if isinstance(f, ByKey):
@@ -425,8 +428,6 @@ def _root_sql(emitter: Emitter, f: Any) -> str:
 
 
 def _variable_type(schema: GraphQLSchema, definition: Any) -> Any:
-    from graphql import type_from_ast
-
     return type_from_ast(schema, definition.type)
 
 
@@ -464,6 +465,3 @@ def _first_field(error: ValidationError, model: ModelInfo) -> str | None:
         if item["loc"]:
             return camel(str(item["loc"][0]))
     return None
-
-
-__all__ = ["BaseModel", "Document", "Executor", "LimitExceeded", "Limits", "Result"]

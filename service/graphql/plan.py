@@ -9,7 +9,7 @@ so one plan (and one SQL text) serves every request with the same document and t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,28 +17,28 @@ from graphql import (
     BooleanValueNode,
     EnumValueNode,
     FieldNode,
+    FloatValueNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
-    GraphQLInputObjectType,
     GraphQLInputType,
     GraphQLList,
-    GraphQLNonNull,
     GraphQLObjectType,
     GraphQLScalarType,
     GraphQLSchema,
     InlineFragmentNode,
+    IntValueNode,
     ListValueNode,
     NullValueNode,
     ObjectValueNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
+    StringValueNode,
     ValueNode,
     VariableNode,
     get_named_type,
     get_nullable_type,
 )
-from graphql.execution.values import coerce_input_literal
 
 from service.graphql.catalog import Catalog, ColumnInfo, ModelInfo, RelationInfo
 from service.graphql.errors import BadUserInput
@@ -680,8 +680,6 @@ def _wrap_leaves(value: Any) -> Any:
 
 def _literal(node: ValueNode) -> Any:
     # Validation has checked the literal against its type; read it as the scalar's Python value.
-    from graphql import FloatValueNode, IntValueNode, StringValueNode
-
     if isinstance(node, IntValueNode):
         return int(node.value)
     if isinstance(node, FloatValueNode):
@@ -695,17 +693,3 @@ def _literal(node: ValueNode) -> Any:
     if isinstance(node, NullValueNode):
         return None
     raise AssertionError(f"unexpected literal {node.kind}")
-
-
-__all__ = [
-    "ByKey",
-    "Connection",
-    "OperationPlan",
-    "Planner",
-    "coerce_input_literal",
-    "resolve_tree",
-    "structural_key",
-]
-
-_unused: Callable[..., Any] = coerce_input_literal
-_unused_types = (GraphQLInputObjectType, GraphQLNonNull)

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from service.graphql.catalog import Catalog, ColumnInfo, ModelInfo
+from service.graphql.catalog import Catalog, ColumnInfo
 from service.graphql.errors import BadUserInput, LimitExceeded
 from service.graphql.plan import (
     BoolOp,
@@ -586,6 +586,3 @@ def _follows(column: str, param: str, key: OrderKey, greater: bool) -> str:
     if greater:
         return f"({param} IS NOT NULL AND ({column} > {param} OR {column} IS NULL))"
     return f"({column} IS NOT NULL AND ({param} IS NULL OR {column} < {param}))"
-
-
-__all__ = ["Emitter", "ModelInfo", "Statement", "as_text", "decode_node_id", "encode_node_id"]
