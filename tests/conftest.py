@@ -17,10 +17,17 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from service.db.migrate import migrate
 from service.db.url import DatabaseURL
 from tests.support import RunningService, Server
+
+# In CI the property tests replay the same examples every run, so a result depends on the code,
+# not on the draw; on a developer's machine they explore new examples each time.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 TEMPLATE = "service_template"
 _names = itertools.count()
