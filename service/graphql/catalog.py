@@ -99,6 +99,11 @@ class ModelInfo:
             return self.qualified_table
         return ".".join(f'"{part}"' for part in view.split("."))
 
+    @property
+    def every_row_visible(self) -> bool:
+        """Does every caller see every row (so a foreign key alone proves the row is there)?"""
+        return bool(getattr(self.model, "__every_row_visible__", False))
+
     def column(self, db_name: str) -> ColumnInfo:
         for info in self.columns.values():
             if info.name == db_name:

@@ -18,6 +18,9 @@ class User(SQLModel, table=True):
     __table_args__ = {"schema": "auth"}
     # Reads go through this view (migration 0003): it shows a user's email only to that user.
     __read_view__: ClassVar[str] = "public.visible_users"
+    # That view shows every user's row (id, created_at) to every role: a reference to a user
+    # can be answered from the foreign key alone when only the id is asked for.
+    __every_row_visible__: ClassVar[bool] = True
     __private_columns__: ClassVar[frozenset[str]] = frozenset({"email"})
 
     id: uuid.UUID = uuid_primary_key()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 from tests.graphql.conftest import ALICE, gql, post_id
 from tests.support import RunningService
 
@@ -213,3 +215,18 @@ async def test_graphql_response_media_type_gives_400_for_invalid_documents(api):
     )
     assert response.status_code == 400
     assert response.headers["content-type"].startswith("application/graphql-response+json")
+
+
+async def test_a_reference_asking_only_for_the_key_matches_the_referenced_row(api):
+    # `author { id }` is answered from the foreign key (every user row is visible to everyone);
+    # it must say exactly what reading the user would.
+    body = await gql(
+        api,
+        "{ posts(first: 5) { nodes { authorId author { id nodeId __typename } "
+        "full: author { id nodeId __typename createdAt } } } }",
+    )
+    for post in body["data"]["posts"]["nodes"]:
+        author_id = post["authorId"]
+        expected_node_id = base64.b64encode(f"User:{author_id}".encode()).decode()
+        assert post["author"] == {"id": author_id, "nodeId": expected_node_id, "__typename": "User"}
+        assert {k: v for k, v in post["full"].items() if k != "createdAt"} == post["author"]
