@@ -94,6 +94,7 @@ class Document:
     operation: OperationDefinitionNode | None = None
     fragments: dict[str, FragmentDefinitionNode] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    source: tuple[str, str | None] = ("", None)  # the query text and operation name: its key
 
     @property
     def operation_label(self) -> str:
@@ -155,7 +156,7 @@ class Executor:
         key = (query, operation_name)
         cached = self.documents.get(key)
         if cached is None:
-            cached = self._prepare(query, operation_name)
+            cached = replace(self._prepare(query, operation_name), source=key)
             self.documents.put(key, cached)
         return cached
 
@@ -246,7 +247,7 @@ class Executor:
     def _compile(self, prepared: Document, coerced: dict[str, Any]) -> Compiled:
         operation = prepared.operation
         assert operation is not None
-        key = (id(prepared), structural_key(operation, coerced))
+        key = (*prepared.source, structural_key(operation, coerced))
         compiled = self.plans.get(key)
         if compiled is not None:
             return compiled
@@ -269,8 +270,6 @@ class Executor:
             emitter.statement.sql = f"SELECT {emitter.json_object(pairs)}"
             read = emitter.statement
         compiled = Compiled(plan, read)
-        # id(prepared) is only meaningful while the document stays cached; keep it alive here.
-        compiled.__dict__["_document"] = prepared
         self.plans.put(key, compiled)
         return compiled
 
