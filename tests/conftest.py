@@ -73,26 +73,25 @@ def _fresh_name() -> str:
     return f"test_{os.getpid()}_{next(_names)}"
 
 
-@pytest.fixture
-def database(postgres: Server, template: str) -> Iterator[DatabaseURL]:
-    """A migrated database of this test's own."""
+def _own_database(postgres: Server, template: str | None) -> Iterator[DatabaseURL]:
     name = _fresh_name()
-    postgres.run(f"CREATE DATABASE {name} TEMPLATE {template}")
+    postgres.run(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
     try:
         yield postgres.url(name)
     finally:
         postgres.run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def database(postgres: Server, template: str) -> Iterator[DatabaseURL]:
+    """A migrated database of this test's own."""
+    yield from _own_database(postgres, template)
 
 
 @pytest.fixture
 def empty_database(postgres: Server) -> Iterator[DatabaseURL]:
     """A database with nothing in it, not even the migrations."""
-    name = _fresh_name()
-    postgres.run(f"CREATE DATABASE {name}")
-    try:
-        yield postgres.url(name)
-    finally:
-        postgres.run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    yield from _own_database(postgres, None)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,11 +33,7 @@ class Server:
         return DatabaseURL(self.admin.url.set(database=database))
 
     async def execute(self, sql: str) -> None:
-        connection = await asyncpg.connect(**self.admin.asyncpg_kwargs())
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
+        await execute_sql(self.admin, sql)
 
     def run(self, sql: str) -> None:
         asyncio.run(self.execute(sql))
@@ -98,3 +95,31 @@ def token_for(user_id: str, *, role: str = "authenticated", ttl_seconds: int = 6
 
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     return issue_token(settings, sub=user_id, email=None, role=role, ttl_seconds=ttl_seconds)
+
+
+def run_service(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`service ARGS` as an operator runs it, from the project folder, with these settings."""
+    return subprocess.run(
+        [*SERVICE, *args],
+        cwd=ROOT,
+        env=service_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def execute_sql(url: DatabaseURL, sql: str) -> None:
+    connection = await asyncpg.connect(**url.asyncpg_kwargs())
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+async def fetch_sql(url: DatabaseURL, sql: str) -> list[asyncpg.Record]:
+    connection = await asyncpg.connect(**url.asyncpg_kwargs())
+    try:
+        return list(await connection.fetch(sql))
+    finally:
+        await connection.close()

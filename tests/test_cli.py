@@ -15,8 +15,7 @@ import httpx
 import pytest
 
 from service.db.migrate import LOCK_KEY, schema_history
-from service.db.url import DatabaseURL
-from tests.support import ROOT, SERVICE, service_env
+from tests.support import ROOT, SERVICE, execute_sql, run_service, service_env
 
 
 def free_port() -> int:
@@ -60,25 +59,6 @@ def wait_ready(base: str, process: subprocess.Popen[str], timeout: float = 30) -
     raise AssertionError("service did not become ready")
 
 
-def run(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*SERVICE, *args],
-        cwd=ROOT,
-        env=service_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-async def sql(url: DatabaseURL, statement: str) -> None:
-    connection = await asyncpg.connect(**url.asyncpg_kwargs())
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 def test_serve_migrates_then_answers_graphql_over_http(empty_database):
     port = free_port()
     process = start(["serve", "--port", str(port)], DATABASE_URL=empty_database.sqlalchemy)
@@ -86,7 +66,7 @@ def test_serve_migrates_then_answers_graphql_over_http(empty_database):
     try:
         wait_ready(base, process)
         asyncio.run(
-            sql(
+            execute_sql(
                 empty_database,
                 "INSERT INTO auth.users (id, email) VALUES "
                 "('00000000-0000-0000-0000-00000000000a', 'a@example.com');"
@@ -123,7 +103,7 @@ def test_a_second_server_on_the_same_data_folder_fails_clearly(world_traversable
         while not (data_dir / "postmaster.pid").exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         time.sleep(1)
-        second = run(["serve", "--port", str(free_port())], SERVICE_DATA_DIR=str(data_dir))
+        second = run_service("serve", "--port", str(free_port()), SERVICE_DATA_DIR=str(data_dir))
     finally:
         stop(first)
     assert second.returncode != 0
@@ -184,7 +164,9 @@ def test_two_migrations_at_once_one_migrates_the_other_waits_then_does_nothing(
     ["not a url", "mysql://user@localhost/db", "postgresql://u@127.0.0.1:1/nothing-listens"],
 )
 def test_a_bad_or_unreachable_database_is_one_clear_line_and_a_failure(url):
-    result = run(["migrate"], DATABASE_URL=url, DB_CONNECT_TIMEOUT="2", DB_STARTUP_TIMEOUT="1")
+    result = run_service(
+        "migrate", DATABASE_URL=url, DB_CONNECT_TIMEOUT="2", DB_STARTUP_TIMEOUT="1"
+    )
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     # An unreachable one is retried (one line says so) until DB_STARTUP_TIMEOUT; then one error.
@@ -195,20 +177,20 @@ def test_a_bad_or_unreachable_database_is_one_clear_line_and_a_failure(url):
 
 
 def test_a_database_migrated_by_a_newer_release_is_left_alone_with_a_warning(database):
-    asyncio.run(sql(database, "UPDATE alembic_version SET version_num = 'f00dcafe9999'"))
-    result = run(["migrate"], DATABASE_URL=database.sqlalchemy)
+    asyncio.run(execute_sql(database, "UPDATE alembic_version SET version_num = 'f00dcafe9999'"))
+    result = run_service("migrate", DATABASE_URL=database.sqlalchemy)
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if "WARNING" in line]
     assert len(warnings) == 1
     assert "f00dcafe9999" in warnings[0] and schema_history().head in warnings[0]
 
-    refused = run(["migrate"], DATABASE_URL=database.sqlalchemy, REFUSE_NEWER_SCHEMA="true")
+    refused = run_service("migrate", DATABASE_URL=database.sqlalchemy, REFUSE_NEWER_SCHEMA="true")
     assert refused.returncode != 0
     assert "f00dcafe9999" in refused.stderr
 
 
 def test_python_dash_m_service_is_the_same_command():
-    result = run(["--help"])
+    result = run_service("--help")
     assert result.returncode == 0
     for command in ("serve", "migrate", "schema"):
         assert command in result.stdout

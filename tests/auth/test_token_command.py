@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-
-from tests.support import ROOT, SERVICE, RunningService, service_env
-
-
-def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*SERVICE, *args],
-        cwd=ROOT,
-        env=service_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+from tests.support import RunningService, run_service
 
 
 async def test_token_creates_the_user_once_and_the_token_signs_them_in(database):
-    first = run("token", "--email", "new@example.com", DATABASE_URL=database.sqlalchemy)
+    first = run_service("token", "--email", "new@example.com", DATABASE_URL=database.sqlalchemy)
     assert first.returncode == 0, first.stderr
-    second = run("token", "--email", "new@example.com", DATABASE_URL=database.sqlalchemy)
+    second = run_service("token", "--email", "new@example.com", DATABASE_URL=database.sqlalchemy)
     token = second.stdout.strip()
     async with RunningService(database) as http:
         body = (
@@ -35,7 +22,7 @@ async def test_token_creates_the_user_once_and_the_token_signs_them_in(database)
 
 
 def test_token_refuses_the_default_secret_outside_development(database):
-    result = run(
+    result = run_service(
         "token", "--email", "x@example.com", DATABASE_URL=database.sqlalchemy, ENVIRONMENT="test"
     )
     assert result.returncode != 0
@@ -44,7 +31,7 @@ def test_token_refuses_the_default_secret_outside_development(database):
 
 
 def test_production_refuses_to_start_with_the_default_secret(database):
-    result = run("serve", DATABASE_URL=database.sqlalchemy, ENVIRONMENT="production")
+    result = run_service("serve", DATABASE_URL=database.sqlalchemy, ENVIRONMENT="production")
     assert result.returncode != 0
     assert "JWT_SECRET" in result.stderr
     assert "Traceback" not in result.stderr

@@ -12,29 +12,13 @@ from service.db.create_tables import create_tables
 from service.db.url import DatabaseURL
 from service.errors import StartupError
 from tests.served import served
-from tests.support import ROOT, SERVICE, service_env, token_for
+from tests.support import execute_sql, run_service, token_for
 
 ALICE = "00000000-0000-0000-0000-0000000000a1"
 
 
 def run_create_tables(url: DatabaseURL) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*SERVICE, "create-tables"],
-        cwd=ROOT,
-        env=service_env(DATABASE_URL=url.sqlalchemy),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-async def execute(url: DatabaseURL, sql: str) -> None:
-    connection = await asyncpg.connect(**url.asyncpg_kwargs())
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
+    return run_service("create-tables", DATABASE_URL=url.sqlalchemy)
 
 
 async def test_on_an_empty_database_then_service_serve_answers_with_its_policies(
@@ -43,7 +27,7 @@ async def test_on_an_empty_database_then_service_serve_answers_with_its_policies
     result = run_create_tables(empty_database)
     assert result.returncode == 0, result.stderr
     assert "created auth.users, posts, comments" in result.stderr
-    await execute(
+    await execute_sql(
         empty_database,
         f"INSERT INTO auth.users (id, email) VALUES ('{ALICE}', 'alice@example.com');"
         "INSERT INTO posts (title, content, published, author_id) VALUES "
@@ -85,7 +69,7 @@ def test_refuses_a_database_that_alembic_manages_in_one_line(database: DatabaseU
 
 async def test_refuses_a_database_that_already_has_the_tables(empty_database: DatabaseURL) -> None:
     await create_tables(empty_database)
-    await execute(empty_database, "DROP TABLE alembic_version")
+    await execute_sql(empty_database, "DROP TABLE alembic_version")
     with pytest.raises(StartupError, match="already has posts, comments"):
         await create_tables(empty_database)
 

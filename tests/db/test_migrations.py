@@ -6,10 +6,8 @@ import asyncio
 import subprocess
 import sys
 
-import asyncpg
-
 from service.db.url import DatabaseURL
-from tests.support import ROOT, service_env
+from tests.support import ROOT, execute_sql, fetch_sql, service_env
 
 
 def alembic(url: DatabaseURL, *args: str) -> subprocess.CompletedProcess[str]:
@@ -25,25 +23,9 @@ def alembic(url: DatabaseURL, *args: str) -> subprocess.CompletedProcess[str]:
     return result
 
 
-async def fetch(url: DatabaseURL, sql: str) -> list[asyncpg.Record]:
-    connection = await asyncpg.connect(**url.asyncpg_kwargs())
-    try:
-        return await connection.fetch(sql)
-    finally:
-        await connection.close()
-
-
-async def execute(url: DatabaseURL, sql: str) -> None:
-    connection = await asyncpg.connect(**url.asyncpg_kwargs())
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
-
-
 def tables(url: DatabaseURL) -> set[str]:
     rows = asyncio.run(
-        fetch(
+        fetch_sql(
             url,
             "SELECT schemaname || '.' || tablename AS name FROM pg_tables "
             "WHERE schemaname IN ('public', 'auth')",
@@ -64,7 +46,7 @@ def test_upgrade_head_creates_the_schema_and_downgrade_base_removes_it(empty_dat
 def test_stepping_down_and_up_keeps_rows(empty_database):
     alembic(empty_database, "upgrade", "head")
     asyncio.run(
-        execute(
+        execute_sql(
             empty_database,
             "INSERT INTO auth.users (id, email) VALUES "
             "('00000000-0000-0000-0000-00000000000a', 'kept@example.com');"
@@ -74,11 +56,11 @@ def test_stepping_down_and_up_keeps_rows(empty_database):
     )
     alembic(empty_database, "downgrade", "-1")
     alembic(empty_database, "upgrade", "+1")
-    rows = asyncio.run(fetch(empty_database, "SELECT title FROM posts"))
+    rows = asyncio.run(fetch_sql(empty_database, "SELECT title FROM posts"))
     assert [r["title"] for r in rows] == ["Kept"]
     alembic(empty_database, "downgrade", "0001")
     assert "public.posts" not in tables(empty_database)
-    rows = asyncio.run(fetch(empty_database, "SELECT email FROM auth.users"))
+    rows = asyncio.run(fetch_sql(empty_database, "SELECT email FROM auth.users"))
     assert [r["email"] for r in rows] == ["kept@example.com"]
     alembic(empty_database, "upgrade", "head")
     assert "public.posts" in tables(empty_database)
@@ -92,13 +74,13 @@ def test_models_and_migrations_agree(database):
 
 def test_rls_is_on_with_policies_for_posts_and_comments(database):
     rows = asyncio.run(
-        fetch(
+        fetch_sql(
             database,
             "SELECT relname, relrowsecurity FROM pg_class WHERE relname IN ('posts', 'comments')",
         )
     )
     assert {r["relname"]: r["relrowsecurity"] for r in rows} == {"posts": True, "comments": True}
-    policies = asyncio.run(fetch(database, "SELECT tablename, cmd FROM pg_policies"))
+    policies = asyncio.run(fetch_sql(database, "SELECT tablename, cmd FROM pg_policies"))
     assert {(p["tablename"], p["cmd"]) for p in policies} >= {
         ("posts", "SELECT"),
         ("posts", "INSERT"),
@@ -110,7 +92,7 @@ def test_rls_is_on_with_policies_for_posts_and_comments(database):
 def test_existing_auth_objects_are_left_alone(empty_database):
     # Supabase's layout: auth.users with more columns, auth.uid() and the roles exist already.
     asyncio.run(
-        execute(
+        execute_sql(
             empty_database,
             """
             CREATE SCHEMA auth;
@@ -126,7 +108,7 @@ def test_existing_auth_objects_are_left_alone(empty_database):
     alembic(empty_database, "upgrade", "head")
     alembic(empty_database, "downgrade", "base")
     rows = asyncio.run(
-        fetch(
+        fetch_sql(
             empty_database,
             "SELECT auth.uid() AS uid, (SELECT count(*) FROM information_schema.columns "
             "WHERE table_schema = 'auth' AND table_name = 'users') AS columns",
