@@ -12,6 +12,7 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import jwt
@@ -38,8 +39,9 @@ class Principal:
         sub = self.claims.get("sub")
         return str(sub) if sub else None
 
-    @property
+    @cached_property
     def claims_json(self) -> str:
+        # cached: a verified Principal serves every request with its token (see Authenticator)
         return orjson.dumps(self.claims).decode() if self.claims else ""
 
 

@@ -28,13 +28,19 @@ from graphql import (
     type_from_ast,
     validate,
 )
-from graphql.execution.values import get_variable_values
+from graphql.execution.get_variable_signature import (
+    GraphQLVariableSignature,
+    get_variable_signature,
+)
+from graphql.execution.values import get_variable_values, input_is_nested_too_deeply
+from graphql.pyutils import Undefined
+from graphql.utilities import coerce_input_value
 from graphql.validation import OverlappingFieldsCanBeMergedRule
-from pydantic import ValidationError
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
-from service.graphql.catalog import Catalog, ModelInfo, camel
+from service.graphql.catalog import Catalog
 from service.graphql.errors import ApiError, BadUserInput, Code, from_database
+from service.graphql.inputs import InputShape
 from service.graphql.limits import check_merges, check_size
 from service.graphql.plan import (
     ByKey,
@@ -95,6 +101,8 @@ class Document:
     fragments: dict[str, FragmentDefinitionNode] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
     source: tuple[str, str | None] = ("", None)  # the query text and operation name: its key
+    # the operation's variables, each with its schema type (None: one is not an input type)
+    variables: tuple[GraphQLVariableSignature, ...] | None = ()
 
     @property
     def operation_label(self) -> str:
@@ -149,6 +157,7 @@ class Executor:
         self.final_rules = [OverlappingFieldsCanBeMergedRule, OneOfInputValidationRule]
         self.documents: LRU[tuple[str, str | None], Document] = LRU(1024)
         self.plans: LRU[tuple[Any, ...], Compiled] = LRU(2048)
+        self.input_shapes: dict[tuple[str, str], InputShape] = {}
 
     # parse + validate
 
@@ -183,7 +192,12 @@ class Executor:
         fragments = {
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
         }
-        return Document(document=document, operation=operation, fragments=fragments)
+        return Document(
+            document=document,
+            operation=operation,
+            fragments=fragments,
+            variables=_signatures(self.schema, operation),
+        )
 
     def _validate(self, document: DocumentNode) -> list[dict[str, Any]]:
         limits = self.limits
@@ -214,12 +228,17 @@ class Executor:
         assert operation is not None
         coerced: dict[str, Any] = {}
         if operation.variable_definitions:
-            values = get_variable_values(
-                self.schema, operation.variable_definitions, variables or {}
-            )
-            if isinstance(values, list):
-                return Result(_errors_body([_graphql_error(e) for e in values]), "request_error")
-            coerced = values.coerced
+            given = _given_variables(prepared, variables or {})
+            if given is not None:
+                coerced = given
+            else:
+                values = get_variable_values(
+                    self.schema, operation.variable_definitions, variables or {}
+                )
+                if isinstance(values, list):
+                    errors = [_graphql_error(e) for e in values]
+                    return Result(_errors_body(errors), "request_error")
+                coerced = values.coerced
         try:
             compiled = self._compile(prepared, coerced)
         except ApiError as error:
@@ -342,25 +361,13 @@ class Executor:
         return compiled
 
     def _validated_input(self, write: Write, coerced: dict[str, Any]) -> dict[str, Any]:
-        model = write.model
         if write.kind == "delete":
             return {}
-        shape = model.create_model if write.kind == "create" else model.update_model
-        assert shape is not None
-        raw = resolve_tree(write.input, coerced) or {}
-        by_field = {camel(name): name for name in shape.model_fields}
-        data = {by_field[k]: v for k, v in raw.items() if k in by_field}
-        try:
-            validated = shape.model_validate(data)
-        except ValidationError as error:
-            raise BadUserInput(
-                _describe_validation(error, model), field=_first_field(error, model)
-            ) from None
-        values = validated.model_dump(exclude_unset=write.kind == "update")
-        for name, value in values.items():
-            if value is None and not model.column(name).nullable:
-                raise BadUserInput(f"`{camel(name)}` cannot be null", field=camel(name))
-        return values
+        key = (write.model.type_name, write.kind)
+        shape = self.input_shapes.get(key)
+        if shape is None:
+            shape = self.input_shapes[key] = InputShape(write.model, write.kind)
+        return shape.validate(resolve_tree(write.input, coerced) or {})
 
     # introspection runs on graphql-core: it reads the schema only
 
@@ -414,6 +421,42 @@ class _AtField(Exception):
         self.error = error
 
 
+def _signatures(
+    schema: GraphQLSchema, operation: OperationDefinitionNode
+) -> tuple[GraphQLVariableSignature, ...] | None:
+    signatures = []
+    for definition in operation.variable_definitions or ():
+        signature = get_variable_signature(schema, definition)
+        if not isinstance(signature, GraphQLVariableSignature):
+            return None  # not an input type: get_variable_values words the error
+        signatures.append(signature)
+    return tuple(signatures)
+
+
+def _given_variables(prepared: Document, inputs: dict[str, Any]) -> dict[str, Any] | None:
+    """The variables coerced by graphql-core when each one is given and valid, the usual case;
+    None otherwise, for `get_variable_values` to apply defaults or word the errors.
+
+    The same coercion as `get_variable_values`, minus rebuilding each variable's type from the
+    document on every request.
+    """
+    if prepared.variables is None:
+        return None
+    coerced = {}
+    for variable in prepared.variables:
+        value = inputs.get(variable.name, Undefined)
+        if value is Undefined or input_is_nested_too_deeply(value, variable.type):
+            return None
+        try:
+            value = coerce_input_value(value, variable.type)
+        except GraphQLError:  # some scalars and oneOf inputs raise rather than say Undefined
+            return None
+        if value is Undefined:
+            return None
+        coerced[variable.name] = value
+    return coerced
+
+
 def _root_sql(emitter: Emitter, f: Any) -> str:
     if isinstance(f, Connection):
         return emitter.connection(f, None)
@@ -449,18 +492,3 @@ def _errors_body(errors: list[dict[str, Any]], *, data_null: bool = False) -> by
     if data_null:
         body["data"] = None
     return orjson.dumps(body)
-
-
-def _describe_validation(error: ValidationError, model: ModelInfo) -> str:
-    problems = []
-    for item in error.errors():
-        where = ".".join(camel(str(p)) for p in item["loc"]) or "input"
-        problems.append(f"{where}: {item['msg']}")
-    return "invalid input: " + "; ".join(problems)
-
-
-def _first_field(error: ValidationError, model: ModelInfo) -> str | None:
-    for item in error.errors():
-        if item["loc"]:
-            return camel(str(item["loc"][0]))
-    return None

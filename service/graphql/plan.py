@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from graphql import (
@@ -282,11 +283,12 @@ class OperationPlan:
     root_type: str
     fields: list[Any]  # root fields in response order
 
-    @property
+    # cached: a plan serves every request of its operation
+    @cached_property
     def has_introspection(self) -> bool:
         return any(isinstance(f, Introspection) for f in self.fields)
 
-    @property
+    @cached_property
     def only_introspection(self) -> bool:
         return all(isinstance(f, Introspection | Typename) for f in self.fields)
 

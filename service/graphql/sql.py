@@ -545,7 +545,11 @@ class Emitter:
 
     def write(self, w: Write, columns: tuple[str, ...]) -> str:
         """The write and its returned selection; the columns' values are bound from the
-        request's validated input (`WRITE_VALUES` in the variables), so the SQL is reusable."""
+        request's validated input (`WRITE_VALUES` in the variables), so the SQL is reusable.
+
+        The selection is the write's RETURNING clause: sub-selects there read the other
+        tables as they were when the statement began, as they would from a WITH around it.
+        """
         model = w.model
         a = self.alias()
         table = model.qualified_table
@@ -554,14 +558,14 @@ class Emitter:
             if columns:
                 names = ", ".join(_quote(n) for n in columns)
                 binds = ", ".join(self.bind_value(model.column(n), _Input(n)) for n in columns)
-                change = f"INSERT INTO {table} AS {a} ({names}) VALUES ({binds}) RETURNING {a}.*"
+                change = f"INSERT INTO {table} AS {a} ({names}) VALUES ({binds})"
             else:
-                change = f"INSERT INTO {table} AS {a} DEFAULT VALUES RETURNING {a}.*"
+                change = f"INSERT INTO {table} AS {a} DEFAULT VALUES"
         else:
             assert w.id is not None
             match = f"{a}.{_quote(pk.name)} = {self.bind_value(pk, w.id)}"
             if w.kind == "delete":
-                change = f"DELETE FROM {table} AS {a} WHERE {match} RETURNING {a}.*"
+                change = f"DELETE FROM {table} AS {a} WHERE {match}"
             else:
                 sets = [
                     f"{_quote(n)} = {self.bind_value(model.column(n), _Input(n))}" for n in columns
@@ -571,10 +575,8 @@ class Emitter:
                 ]
                 if not sets:
                     sets = [f"{_quote(pk.name)} = {a}.{_quote(pk.name)}"]
-                change = (
-                    f"UPDATE {table} AS {a} SET {', '.join(sets)} WHERE {match} RETURNING {a}.*"
-                )
-        return f"WITH {a} AS ({change}) SELECT {self.object(w.selection, a)} FROM {a}"
+                change = f"UPDATE {table} AS {a} SET {', '.join(sets)} WHERE {match}"
+        return f"{change} RETURNING {self.object(w.selection, a)}"
 
 
 # Where a write's validated input values travel among the variables: no GraphQL variable

@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from service.auth import Authenticator, InvalidToken
@@ -35,11 +35,22 @@ def _error(
     return Response(body, status_code=status, media_type=media_type)
 
 
-def _response_type(request: Request) -> str:
-    accept = request.headers.get("accept", "")
-    if GRAPHQL_RESPONSE in accept:
+def _response_type(headers: dict[bytes, str]) -> str:
+    if GRAPHQL_RESPONSE in headers.get(b"accept", ""):
         return GRAPHQL_RESPONSE
     return JSON
+
+
+_READ_HEADERS = frozenset((b"authorization", b"accept", b"content-type", b"content-length"))
+
+
+def _headers(request: Request) -> dict[bytes, str]:
+    """The request headers this endpoint reads, in one pass (the first of repeated ones)."""
+    found: dict[bytes, str] = {}
+    for name, value in request.scope["headers"]:
+        if name in _READ_HEADERS and name not in found:
+            found[name] = value.decode("latin-1")
+    return found
 
 
 class GraphQLEndpoint:
@@ -61,11 +72,12 @@ class GraphQLEndpoint:
         self.graphiql = graphiql
 
     async def handle(self, request: Request) -> Response:
-        media_type = _response_type(request)
+        headers = _headers(request)
+        media_type = _response_type(headers)
         if request.method == "GET" and self.graphiql and wants_graphiql(request):
             return graphiql_response(request)
         try:
-            principal = await self.authenticator.principal(request.headers.get("authorization"))
+            principal = await self.authenticator.principal(headers.get(b"authorization"))
         except InvalidToken as error:
             response = _error(str(error), 401, media_type, Code.UNAUTHENTICATED)
             response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
@@ -79,7 +91,7 @@ class GraphQLEndpoint:
                 return _error(error.message, 400, media_type, error.code)
         else:
             try:
-                params = await self._from_body(request)
+                params = await self._from_body(request, headers)
             except ApiError as error:
                 return _error(error.message, 400, media_type, error.code)
             except _UnsupportedMediaType:
@@ -132,6 +144,23 @@ class GraphQLEndpoint:
         )
         return Response(result.body, status_code=status, media_type=media_type)
 
+    async def _read_body(self, request: Request) -> bytes:
+        """The body, refused as soon as it grows past the limit (also when sent chunked)."""
+        # ASGI messages straight from the server: Request.stream() adds a generator per request.
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise _TooLarge
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
     def _from_query_string(self, request: Request) -> tuple[str, str | None, dict[str, Any] | None]:
         q = request.query_params
         query = q.get("query")
@@ -142,21 +171,19 @@ class GraphQLEndpoint:
             variables = _json(q["variables"], "`variables`")
         return query, q.get("operationName") or None, _check_variables(variables)
 
-    async def _from_body(self, request: Request) -> tuple[str, str | None, dict[str, Any] | None]:
-        content_type, *parameters = request.headers.get("content-type", "").lower().split(";")
+    async def _from_body(
+        self, request: Request, headers: dict[bytes, str]
+    ) -> tuple[str, str | None, dict[str, Any] | None]:
+        content_type, *parameters = headers.get(b"content-type", "").lower().split(";")
         content_type = content_type.strip()
         for parameter in parameters:
             name, _, value = parameter.partition("=")
             if name.strip() == "charset" and value.strip().strip('"') not in ("utf-8", "utf8"):
                 raise _UnsupportedMediaType
-        length = request.headers.get("content-length")
+        length = headers.get(b"content-length")
         if length and length.isdigit() and int(length) > self.max_body_bytes:
             raise _TooLarge
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > self.max_body_bytes:
-                raise _TooLarge
+        body = await self._read_body(request)
         if content_type == "application/graphql":
             try:
                 # strictly: a replacement character would change the client's strings unseen

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,6 +20,8 @@ log = logging.getLogger("service.request")
 GRAPHQL_PATH = "/graphql"
 # Probes and scrapes come every few seconds: logged at debug level only.
 _QUIET = ("/livez", "/readyz", "/metrics")
+# Operation names come from clients: past this many (name, outcome) pairs, look each up anew.
+_MAX_CACHED_SERIES = 4096
 
 
 def _outcome(status: int) -> str:
@@ -38,6 +41,7 @@ class RequestObserver:
     def __init__(self, app: ASGIApp, *, max_operations: int, quiet_prefixes: tuple[str, ...]):
         self.app = app
         self.labels = OperationLabels(max_operations)
+        self._children: dict[tuple[str | None, str], tuple[Any, Any]] = {}
         self.quiet = (*_QUIET, *quiet_prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -60,36 +64,56 @@ class RequestObserver:
 
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
         path: str = scope["path"]
+        operation = outcome = None
+        if path == GRAPHQL_PATH:
+            operation = scope.get("graphql_operation")
+            outcome = scope.get("graphql_outcome") or _outcome(status)
+            count, latency = self._series(operation, outcome)
+            count.inc()
+            latency.observe(seconds)
+        level = logging.DEBUG if path.startswith(self.quiet) else logging.INFO
+        if status >= 500 and status != 503:  # 503: not ready yet, or shutting down
+            level = logging.WARNING
+        if not log.isEnabledFor(level):
+            return
         fields: dict[str, object] = {
             "method": scope["method"],
             "path": path,
             "status": status,
             "duration_ms": round(seconds * 1000, 1),
         }
-        if path == GRAPHQL_PATH:
-            operation = scope.get("graphql_operation")
-            outcome = scope.get("graphql_outcome") or _outcome(status)
-            label = self.labels(operation)
-            GRAPHQL_REQUESTS.labels(label, outcome).inc()
-            GRAPHQL_LATENCY.labels(label, outcome).observe(seconds)
+        if outcome is not None:
             # The log keeps the name even past the metrics' cap, cut to a sane length.
             fields["operation"] = (operation or "none")[:100]
             fields["outcome"] = outcome
             if scope.get("principal_role"):
                 fields["role"] = scope["principal_role"]
-        level = logging.DEBUG if path.startswith(self.quiet) else logging.INFO
-        if status >= 500 and status != 503:  # 503: not ready yet, or shutting down
-            level = logging.WARNING
-        if log.isEnabledFor(level):
-            summary = " ".join(
-                str(fields[k])
-                for k in ("method", "path", "status", "operation", "outcome")
-                if k in fields
+        summary = " ".join(
+            str(fields[k])
+            for k in ("method", "path", "status", "operation", "outcome")
+            if k in fields
+        )
+        log.log(
+            level,
+            "%s %.1f ms",
+            summary,
+            fields["duration_ms"],
+            extra={**fields, "_text_only": True},
+        )
+
+    def _series(self, operation: str | None, outcome: str) -> tuple[Any, Any]:
+        """The request counter and latency histogram of this operation and outcome.
+
+        Looked up once per pair: prometheus_client's `labels()` costs microseconds a call.
+        """
+        key = (operation, outcome)
+        series = self._children.get(key)
+        if series is None:
+            label = self.labels(operation)
+            series = (
+                GRAPHQL_REQUESTS.labels(label, outcome),
+                GRAPHQL_LATENCY.labels(label, outcome),
             )
-            log.log(
-                level,
-                "%s %.1f ms",
-                summary,
-                fields["duration_ms"],
-                extra={**fields, "_text_only": True},
-            )
+            if len(self._children) < _MAX_CACHED_SERIES:
+                self._children[key] = series
+        return series

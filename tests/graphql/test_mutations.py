@@ -25,6 +25,21 @@ async def test_create_takes_the_author_from_the_token_and_defaults_from_the_mode
     }
 
 
+async def test_the_returned_row_reaches_its_relations(api):
+    body = await gql(
+        api,
+        'mutation($post: UUID!) { createComment(input: {postId: $post, body: "Hi"}) '
+        "{ body post { title author { id } } author { id } } }",
+        {"post": MINE},
+        as_user=ALICE,
+    )
+    assert body["data"]["createComment"] == {
+        "body": "Hi",
+        "post": {"title": "Post 02", "author": {"id": ALICE}},
+        "author": {"id": ALICE},
+    }
+
+
 async def test_update_changes_only_given_fields_and_touches_updated_at(api):
     body = await gql(
         api,

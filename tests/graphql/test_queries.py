@@ -230,3 +230,16 @@ async def test_a_reference_asking_only_for_the_key_matches_the_referenced_row(ap
         expected_node_id = base64.b64encode(f"User:{author_id}".encode()).decode()
         assert post["author"] == {"id": author_id, "nodeId": expected_node_id, "__typename": "User"}
         assert {k: v for k, v in post["full"].items() if k != "createdAt"} == post["author"]
+
+
+async def test_variable_defaults_apply_when_the_variable_is_left_out(api):
+    query = (
+        "query($n: Int = 3, $after: String) { posts(first: $n, after: $after) { nodes { id } } }"
+    )
+    left_out = await gql(api, query)
+    assert [n["id"] for n in left_out["data"]["posts"]["nodes"]] == [post_id(i) for i in (1, 2, 3)]
+    given = await gql(api, query, {"n": 1, "after": None})
+    assert [n["id"] for n in given["data"]["posts"]["nodes"]] == [post_id(1)]
+    wrong = await gql(api, query, {"n": "three"})
+    assert wrong["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "$n" in wrong["errors"][0]["message"]
