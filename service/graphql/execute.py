@@ -52,6 +52,7 @@ from service.graphql.plan import (
     Typename,
     Viewer,
     Write,
+    page_size_variables,
     resolve_tree,
     structural_key,
 )
@@ -103,6 +104,7 @@ class Document:
     source: tuple[str, str | None] = ("", None)  # the query text and operation name: its key
     # the operation's variables, each with its schema type (None: one is not an input type)
     variables: tuple[GraphQLVariableSignature, ...] | None = ()
+    page_sizes: frozenset[str] = frozenset()  # variables given as `first`/`last`
 
     @property
     def operation_label(self) -> str:
@@ -197,6 +199,7 @@ class Executor:
             operation=operation,
             fragments=fragments,
             variables=_signatures(self.schema, operation),
+            page_sizes=page_size_variables(document),
         )
 
     def _validate(self, document: DocumentNode) -> list[dict[str, Any]]:
@@ -266,7 +269,7 @@ class Executor:
     def _compile(self, prepared: Document, coerced: dict[str, Any]) -> Compiled:
         operation = prepared.operation
         assert operation is not None
-        key = (*prepared.source, structural_key(operation, coerced))
+        key = (*prepared.source, structural_key(operation, coerced, prepared.page_sizes))
         compiled = self.plans.get(key)
         if compiled is not None:
             return compiled

@@ -1,10 +1,15 @@
 """A validated operation → a plan tree: which rows, which columns, which pages, under which keys.
 
 The planner walks graphql-core's AST with the generated schema beside it. It resolves fragments,
-aliases, `@skip`/`@include` and arguments. Values that only fill in a statement (ids, page sizes,
-cursors, filter operands given as scalar variables) stay references into the request's variables,
-so one plan (and one SQL text) serves every request with the same document and the same
-*structural* variables (filters, orderings, booleans) — see `structural_key`.
+aliases, `@skip`/`@include` and arguments. Values that only fill in a statement (ids, cursors,
+filter operands given as scalar variables) stay references into the request's variables, so one
+plan (and one SQL text) serves every request with the same document and the same *structural*
+variables (filters, orderings, booleans, page sizes) — see `structural_key`.
+
+Page sizes are structural although they are scalars: a LIMIT that is a bound parameter makes
+PostgreSQL plan the statement anew on every execution (its generic plan, costed for an unknown
+limit, never looks cheaper), which took a fifth of Q2's database time; a literal LIMIT lets it
+keep one plan. There are at most `max_page_size` + 1 of them per variable.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ from functools import cached_property
 from typing import Any
 
 from graphql import (
+    ArgumentNode,
     BooleanValueNode,
+    DocumentNode,
     EnumValueNode,
     FieldNode,
     FloatValueNode,
@@ -37,8 +44,10 @@ from graphql import (
     StringValueNode,
     ValueNode,
     VariableNode,
+    Visitor,
     get_named_type,
     get_nullable_type,
+    visit,
 )
 
 from service.graphql.catalog import Catalog, ColumnInfo, ModelInfo, RelationInfo
@@ -90,17 +99,35 @@ def is_structural(type_: GraphQLInputType) -> bool:
     return not isinstance(named, GraphQLScalarType) or named.name == "Boolean"
 
 
-def structural_key(operation: OperationDefinitionNode, variables: Variables) -> tuple[Any, ...]:
+def structural_key(
+    operation: OperationDefinitionNode, variables: Variables, page_sizes: frozenset[str]
+) -> tuple[Any, ...]:
     """What of the variables a cached plan depends on: structural values, and which are null."""
     parts: list[Any] = []
     for definition in operation.variable_definitions or ():
         name = definition.variable.name.value
         value = variables.get(name)
-        if _type_node_structural(definition.type):
+        if name in page_sizes or _type_node_structural(definition.type):
             parts.append((name, _freeze(value)))
         else:
             parts.append((name, value is None))
     return tuple(parts)
+
+
+PAGE_SIZE_ARGUMENTS = ("first", "last")
+
+
+def page_size_variables(document: DocumentNode) -> frozenset[str]:
+    """The variables a document passes as `first` or `last`: page sizes (see above)."""
+    names: set[str] = set()
+
+    class Collect(Visitor):
+        def enter_argument(self, node: ArgumentNode, *_: Any) -> None:
+            if node.name.value in PAGE_SIZE_ARGUMENTS and isinstance(node.value, VariableNode):
+                names.add(node.value.name.value)
+
+    visit(document, Collect())
+    return frozenset(names)
 
 
 def _type_node_structural(type_node: Any) -> bool:
@@ -177,8 +204,8 @@ class BoolOp:
 
 @dataclass
 class Page:
-    first: Ref | None
-    last: Ref | None
+    first: Const | None  # page sizes are known when planning
+    last: Const | None
     after: Ref | None
     before: Ref | None
 
@@ -413,8 +440,9 @@ class Planner:
         nodes: list[FieldNode],
     ) -> Connection:
         args = nodes[0].arguments
-        first = ctx.scalar_ref(args, "first")
-        last = ctx.scalar_ref(args, "last")
+        # known when planning: part of the plan's key (see page_size_variables)
+        first = ctx.known_ref(args, "first")
+        last = ctx.known_ref(args, "last")
         if first is not None and last is not None:
             raise BadUserInput("give either `first` or `last`, not both")
         if first is None and last is None:
@@ -594,6 +622,11 @@ class _Context:
         """A scalar argument as a reference; None when absent or null (known per plan)."""
         node = self._argument(arguments, name)
         return self._scalar_node_ref(node)
+
+    def known_ref(self, arguments: Any, name: str) -> Const | None:
+        """A scalar argument whose value is part of the plan's key, as a constant."""
+        ref = self.scalar_ref(arguments, name)
+        return None if ref is None else Const(ref(self.variables))
 
     def _scalar_node_ref(self, node: ValueNode | None) -> Ref | None:
         if node is None or isinstance(node, NullValueNode):

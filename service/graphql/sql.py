@@ -274,10 +274,10 @@ class Emitter:
         backward = c.page.backward
         size_ref = c.page.last if backward else c.page.first
         assert size_ref is not None
-        size_getter = self._page_size(size_ref, "last" if backward else "first")
+        # A literal LIMIT, checked now: PostgreSQL keeps one plan for the statement (plan.py).
+        size = str(self._page_size(size_ref.value, "last" if backward else "first"))
         if not any(isinstance(p, Nodes | Edges | PageInfoField) for p in c.parts):
             # totalCount alone reads no page; its arguments must still be valid
-            self.statement.checks.append(size_getter)
             for bound in (c.page.after, c.page.before):
                 if bound is not None:
                     self.statement.checks.append(_cursor_check(bound, c))
@@ -289,7 +289,6 @@ class Emitter:
             page_conditions.append(self._keyset(c, a, c.page.after, cols, after=True))
         if c.page.before is not None:
             page_conditions.append(self._keyset(c, a, c.page.before, cols, after=False))
-        size = self.bind(size_getter, "int")
         order = ", ".join(
             f"{a}.{_quote(k.column.name)} {'DESC' if k.descending != backward else 'ASC'}"
             for k in c.order
@@ -411,18 +410,13 @@ class Emitter:
             conditions.append(self.condition(c.condition, a))
         return conditions
 
-    def _page_size(self, ref: Ref, name: str) -> Getter:
+    def _page_size(self, size: Any, name: str) -> int:
         limit = self.max_page_size
-
-        def get(variables: Variables) -> int:
-            size = ref(variables)
-            if not isinstance(size, int) or size < 0:
-                raise BadUserInput(f"`{name}` must be zero or more", field=name)
-            if size > limit:
-                raise BadUserInput(f"`{name}` may be at most {limit}", field=name)
-            return size
-
-        return get
+        if not isinstance(size, int) or size < 0:
+            raise BadUserInput(f"`{name}` must be zero or more", field=name)
+        if size > limit:
+            raise BadUserInput(f"`{name}` may be at most {limit}", field=name)
+        return size
 
     def _cursor_expr(self, c: Connection, a: str) -> str:
         values = ", ".join(f"{a}.{_quote(k.column.name)}" for k in c.order)

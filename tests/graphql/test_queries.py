@@ -243,3 +243,16 @@ async def test_variable_defaults_apply_when_the_variable_is_left_out(api):
     wrong = await gql(api, query, {"n": "three"})
     assert wrong["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert "$n" in wrong["errors"][0]["message"]
+
+
+async def test_each_page_size_variable_gets_its_own_page(api):
+    # Page sizes are compiled into the statement: one cached plan must not serve another size.
+    query = (
+        "query($n: Int!) { posts(first: $n) { nodes { id } } comments(last: $n) { totalCount } }"
+    )
+    for n in (2, 3, 2, 0):
+        body = await gql(api, query, {"n": n})
+        assert len(body["data"]["posts"]["nodes"]) == n
+    too_many = await gql(api, query, {"n": 101})
+    assert too_many["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "`first` may be at most 100" in too_many["errors"][0]["message"]
