@@ -40,6 +40,23 @@ async def test_the_returned_row_reaches_its_relations(api):
     }
 
 
+async def test_relations_of_the_written_row_read_the_rows_as_before_the_statement(api):
+    # One statement: its sub-selects cannot see the row it inserts (the README says so).
+    count = "{ post(id: $post) { comments { totalCount } } }"
+    before = await gql(api, "query($post: UUID!) " + count, {"post": MINE}, as_user=ALICE)
+    total = before["data"]["post"]["comments"]["totalCount"]
+    body = await gql(
+        api,
+        'mutation($post: UUID!) { createComment(input: {postId: $post, body: "Hi"}) '
+        "{ post { comments { totalCount } } } }",
+        {"post": MINE},
+        as_user=ALICE,
+    )
+    assert body["data"]["createComment"]["post"]["comments"]["totalCount"] == total
+    after = await gql(api, "query($post: UUID!) " + count, {"post": MINE}, as_user=ALICE)
+    assert after["data"]["post"]["comments"]["totalCount"] == total + 1
+
+
 async def test_update_changes_only_given_fields_and_touches_updated_at(api):
     body = await gql(
         api,
