@@ -13,7 +13,7 @@ import gc
 import logging
 import signal
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from types import FrameType
 
@@ -23,6 +23,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.auth import Authenticator
 from service.db.context import CallerContext
@@ -162,10 +163,32 @@ def create_app(
         max_operations=settings.metrics_max_operations,
         quiet_prefixes=(ASSETS_PATH,),
     )
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[observer])
+    shortcut = Middleware(GraphQLShortcut, endpoint=graphql)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[observer, shortcut])
     app.state.executor = executor
     app.state.settings = settings
     return app
+
+
+class GraphQLShortcut:
+    """POST /graphql straight to its endpoint, past the router and the per-route wrappers.
+
+    The same endpoint, request and response as through the route; the layers it skips cost
+    about 10 µs of a ~100 µs request (measured in-process on Q3). Everything else, and
+    /graphql under a root path, takes the usual way. Inside the request observer and
+    Starlette's outermost error handler, like every route.
+    """
+
+    def __init__(self, app: ASGIApp, endpoint: Callable[[Request], Awaitable[Response]]) -> None:
+        self.app = app
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/graphql":
+            response = await self.endpoint(Request(scope, receive, send))
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def worker_app() -> Starlette:
