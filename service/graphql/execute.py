@@ -231,17 +231,10 @@ class Executor:
         assert operation is not None
         coerced: dict[str, Any] = {}
         if operation.variable_definitions:
-            given = _given_variables(prepared, variables or {})
-            if given is not None:
-                coerced = given
-            else:
-                values = get_variable_values(
-                    self.schema, operation.variable_definitions, variables or {}
-                )
-                if isinstance(values, list):
-                    errors = [_graphql_error(e) for e in values]
-                    return Result(_errors_body(errors), "request_error")
-                coerced = values.coerced
+            values = self._coerce_variables(prepared, variables or {})
+            if isinstance(values, list):
+                return Result(_errors_body([_graphql_error(e) for e in values]), "request_error")
+            coerced = values
         try:
             compiled = self._compile(prepared, coerced)
         except ApiError as error:
@@ -265,6 +258,17 @@ class Executor:
         if plan.has_introspection:
             return self._merge_introspection(prepared, variables, plan, data)
         return Result(b'{"data":' + data + b"}")
+
+    def _coerce_variables(
+        self, prepared: Document, inputs: dict[str, Any]
+    ) -> dict[str, Any] | list[GraphQLError]:
+        given = _given_variables(prepared, inputs)
+        if given is not None:
+            return given
+        assert prepared.operation is not None
+        definitions = prepared.operation.variable_definitions or ()
+        values = get_variable_values(self.schema, definitions, inputs)
+        return values if isinstance(values, list) else values.coerced
 
     def _compile(self, prepared: Document, coerced: dict[str, Any]) -> Compiled:
         operation = prepared.operation
