@@ -34,9 +34,12 @@ def _literal(text: str) -> str:
 
 def _set_caller(principal: Principal, *, local: bool) -> str:
     scope = "true" if local else "false"
+    # `claim.sub` beside the claims, as Supabase does: auth.uid() reads it without parsing
+    # JSON (migration 0005). Always all three, so nothing of a previous caller remains.
     return (
         f"SELECT set_config('role', {_literal(principal.role)}, {scope}), "
-        f"set_config('request.jwt.claims', {_literal(principal.claims_json)}, {scope})"
+        f"set_config('request.jwt.claims', {_literal(principal.claims_json)}, {scope}), "
+        f"set_config('request.jwt.claim.sub', {_literal(principal.user_id or '')}, {scope})"
     )
 
 

@@ -57,12 +57,17 @@ BEGIN
         GRANT USAGE ON SCHEMA auth TO authenticated;
     END IF;
     IF to_regprocedure('auth.uid()') IS NULL THEN
-        -- `sub` of the caller's verified token, set per transaction by the service.
+        -- `sub` of the caller's verified token, set for each caller by the service (as
+        -- migration 0005 leaves it: the `claim.sub` setting first, else the claims).
         CREATE FUNCTION auth.uid() RETURNS uuid
         LANGUAGE sql STABLE
         AS $fn$
             SELECT nullif(
-                nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub', ''
+                coalesce(
+                    nullif(current_setting('request.jwt.claim.sub', true), ''),
+                    nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub'
+                ),
+                ''
             )::uuid
         $fn$;
     END IF;

@@ -6,6 +6,8 @@ import asyncio
 import subprocess
 import sys
 
+import asyncpg
+
 from service.db.url import DatabaseURL
 from tests.support import ROOT, execute_sql, fetch_sql, service_env
 
@@ -87,6 +89,30 @@ def test_rls_is_on_with_policies_for_posts_and_comments(database):
         ("comments", "SELECT"),
         ("comments", "INSERT"),
     }
+
+
+def test_auth_uid_reads_claim_sub_first_then_the_claims(database):
+    a, b = "a0000000-0000-0000-0000-00000000000a", "b0000000-0000-0000-0000-00000000000b"
+
+    async def uid(claims: str, sub: str) -> str | None:
+        connection = await asyncpg.connect(**database.asyncpg_kwargs())
+        try:
+            await connection.execute(
+                "SELECT set_config('request.jwt.claims', $1, false), "
+                "set_config('request.jwt.claim.sub', $2, false)",
+                claims,
+                sub,
+            )
+            value = await connection.fetchval("SELECT auth.uid()")
+            return None if value is None else str(value)
+        finally:
+            await connection.close()
+
+    claims_a = f'{{"sub": "{a}"}}'
+    assert asyncio.run(uid(claims_a, b)) == b  # the service sets both: the plain one wins
+    assert asyncio.run(uid(claims_a, "")) == a  # a client that sets only the claims
+    assert asyncio.run(uid("", "")) is None  # anonymous: both empty on a pooled connection
+    assert asyncio.run(uid('{"role": "anon"}', "")) is None
 
 
 def test_existing_auth_objects_are_left_alone(empty_database):
