@@ -52,9 +52,9 @@ from service.graphql.plan import (
     Typename,
     Viewer,
     Write,
-    page_size_variables,
     resolve_tree,
     structural_key,
+    structural_variables,
 )
 from service.graphql.schema import GeneratedSchema
 from service.graphql.sql import WRITE_VALUES, Emitter, Statement
@@ -104,7 +104,7 @@ class Document:
     source: tuple[str, str | None] = ("", None)  # the query text and operation name: its key
     # the operation's variables, each with its schema type (None: one is not an input type)
     variables: tuple[GraphQLVariableSignature, ...] | None = ()
-    page_sizes: frozenset[str] = frozenset()  # variables given as `first`/`last`
+    structural: frozenset[str] = frozenset()  # variables whose values shape the plan
 
     @property
     def operation_label(self) -> str:
@@ -199,7 +199,7 @@ class Executor:
             operation=operation,
             fragments=fragments,
             variables=_signatures(self.schema, operation),
-            page_sizes=page_size_variables(document),
+            structural=structural_variables(document, operation),
         )
 
     def _validate(self, document: DocumentNode) -> list[dict[str, Any]]:
@@ -273,7 +273,7 @@ class Executor:
     def _compile(self, prepared: Document, coerced: dict[str, Any]) -> Compiled:
         operation = prepared.operation
         assert operation is not None
-        key = (*prepared.source, structural_key(operation, coerced, prepared.page_sizes))
+        key = (*prepared.source, structural_key(operation, coerced, prepared.structural))
         compiled = self.plans.get(key)
         if compiled is not None:
             return compiled

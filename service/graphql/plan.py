@@ -99,18 +99,28 @@ def is_structural(type_: GraphQLInputType) -> bool:
     return not isinstance(named, GraphQLScalarType) or named.name == "Boolean"
 
 
+def structural_variables(
+    document: DocumentNode, operation: OperationDefinitionNode
+) -> frozenset[str]:
+    """The variables whose values shape the plan, once per document: those of structural
+    types (see `is_structural`) and page sizes (see the module's docstring)."""
+    typed = {
+        d.variable.name.value
+        for d in operation.variable_definitions or ()
+        if _type_node_structural(d.type)
+    }
+    return frozenset(typed | page_size_variables(document))
+
+
 def structural_key(
-    operation: OperationDefinitionNode, variables: Variables, page_sizes: frozenset[str]
+    operation: OperationDefinitionNode, variables: Variables, structural: frozenset[str]
 ) -> tuple[Any, ...]:
     """What of the variables a cached plan depends on: structural values, and which are null."""
     parts: list[Any] = []
     for definition in operation.variable_definitions or ():
         name = definition.variable.name.value
         value = variables.get(name)
-        if name in page_sizes or _type_node_structural(definition.type):
-            parts.append((name, _freeze(value)))
-        else:
-            parts.append((name, value is None))
+        parts.append((name, _freeze(value)) if name in structural else (name, value is None))
     return tuple(parts)
 
 
@@ -440,7 +450,7 @@ class Planner:
         nodes: list[FieldNode],
     ) -> Connection:
         args = nodes[0].arguments
-        # known when planning: part of the plan's key (see page_size_variables)
+        # known when planning: part of the plan's key (see structural_variables)
         first = ctx.known_ref(args, "first")
         last = ctx.known_ref(args, "last")
         if first is not None and last is not None:
