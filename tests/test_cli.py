@@ -4,67 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import socket
-import subprocess
 import time
 from pathlib import Path
 
 import asyncpg
-import httpx
 import pytest
 
 from service.db.migrate import LOCK_KEY, schema_history
+from tests.orchestration.service_process import ServiceProcess, free_port
 from tests.support import ROOT, SERVICE, execute_sql, run_service, service_env
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start(args: list[str], **env: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*SERVICE, *args],
-        cwd=ROOT,
-        env=service_env(**env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-
-
-def stop(process: subprocess.Popen[str]) -> str:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    output, _ = process.communicate(timeout=30)
-    return output
-
-
-def wait_ready(base: str, process: subprocess.Popen[str], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(
-                f"service exited: {process.stdout.read() if process.stdout else ''}"
-            )
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("service did not become ready")
-
-
 def test_serve_migrates_then_answers_graphql_over_http(empty_database):
-    port = free_port()
-    process = start(["serve", "--port", str(port)], DATABASE_URL=empty_database.sqlalchemy)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(base, process)
+    with ServiceProcess(DATABASE_URL=empty_database.sqlalchemy) as service:
+        service.wait_ready()
         asyncio.run(
             execute_sql(
                 empty_database,
@@ -74,10 +27,7 @@ def test_serve_migrates_then_answers_graphql_over_http(empty_database):
                 "('Hello', 'World', true, '00000000-0000-0000-0000-00000000000a')",
             )
         )
-        response = httpx.post(
-            f"{base}/graphql",
-            json={"query": "{ posts { nodes { title author { id } } } }"},
-        )
+        response = service.post("{ posts { nodes { title author { id } } } }")
         assert response.status_code == 200
         assert response.json() == {
             "data": {
@@ -88,24 +38,20 @@ def test_serve_migrates_then_answers_graphql_over_http(empty_database):
                 }
             }
         }
-    finally:
-        output = stop(process)
-    assert process.returncode == 0, output
-    assert "serving GraphQL at http://localhost:" in output
-    assert "Traceback" not in output
+        code = service.stop()
+    assert code == 0, service.output
+    assert "serving GraphQL at http://localhost:" in service.output
+    assert "Traceback" not in service.output
 
 
 def test_a_second_server_on_the_same_data_folder_fails_clearly(world_traversable_tmp: Path):
     data_dir = world_traversable_tmp / "two-servers"
-    first = start(["serve", "--port", str(free_port())], SERVICE_DATA_DIR=str(data_dir))
-    try:
+    with ServiceProcess(SERVICE_DATA_DIR=str(data_dir)):
         deadline = time.monotonic() + 60
         while not (data_dir / "postmaster.pid").exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         time.sleep(1)
         second = run_service("serve", "--port", str(free_port()), SERVICE_DATA_DIR=str(data_dir))
-    finally:
-        stop(first)
     assert second.returncode != 0
     lines = [line for line in second.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, second.stderr
