@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 import orjson
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 
 from service.auth import Authenticator, InvalidToken
@@ -144,23 +144,6 @@ class GraphQLEndpoint:
         )
         return Response(result.body, status_code=status, media_type=media_type)
 
-    async def _read_body(self, request: Request) -> bytes:
-        """The body, refused as soon as it grows past the limit (also when sent chunked)."""
-        # ASGI messages straight from the server: Request.stream() adds a generator per request.
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await request.receive()
-            if message["type"] == "http.disconnect":
-                raise ClientDisconnect
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise _TooLarge
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
     def _from_query_string(self, request: Request) -> tuple[str, str | None, dict[str, Any] | None]:
         q = request.query_params
         query = q.get("query")
@@ -183,7 +166,11 @@ class GraphQLEndpoint:
         length = headers.get(b"content-length")
         if length and length.isdigit() and int(length) > self.max_body_bytes:
             raise _TooLarge
-        body = await self._read_body(request)
+        body = bytearray()
+        async for chunk in request.stream():  # refused as soon as it grows past the limit
+            body += chunk
+            if len(body) > self.max_body_bytes:
+                raise _TooLarge
         if content_type == "application/graphql":
             try:
                 # strictly: a replacement character would change the client's strings unseen
