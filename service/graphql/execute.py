@@ -25,7 +25,6 @@ from graphql import (
     execute,
     parse,
     specified_rules,
-    type_from_ast,
     validate,
 )
 from graphql.execution.get_variable_signature import (
@@ -194,12 +193,14 @@ class Executor:
         fragments = {
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
         }
+        signatures = _signatures(self.schema, operation)
+        types = {s.name: s.type for s in signatures or ()}
         return Document(
             document=document,
             operation=operation,
             fragments=fragments,
-            variables=_signatures(self.schema, operation),
-            structural=structural_variables(document, operation),
+            variables=signatures,
+            structural=structural_variables(document, types),
         )
 
     def _validate(self, document: DocumentNode) -> list[dict[str, Any]]:
@@ -277,10 +278,7 @@ class Executor:
         compiled = self.plans.get(key)
         if compiled is not None:
             return compiled
-        variable_types = {
-            d.variable.name.value: _variable_type(self.schema, d)
-            for d in operation.variable_definitions or ()
-        }
+        variable_types = {s.name: s.type for s in prepared.variables or ()}
         plan = self.planner.plan(operation, prepared.fragments, coerced, variable_types)
         read = None
         if plan.kind is OperationType.QUERY:
@@ -474,10 +472,6 @@ def _root_sql(emitter: Emitter, f: Any) -> str:
     if isinstance(f, Viewer):
         return emitter.viewer(f)
     raise AssertionError(f"no SQL for {f!r}")
-
-
-def _variable_type(schema: GraphQLSchema, definition: Any) -> Any:
-    return type_from_ast(schema, definition.type)
 
 
 def _graphql_error(error: GraphQLError, code: Code = Code.BAD_USER_INPUT) -> dict[str, Any]:

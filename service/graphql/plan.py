@@ -29,7 +29,6 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLInputType,
-    GraphQLList,
     GraphQLObjectType,
     GraphQLScalarType,
     GraphQLSchema,
@@ -46,7 +45,6 @@ from graphql import (
     VariableNode,
     Visitor,
     get_named_type,
-    get_nullable_type,
     visit,
 )
 
@@ -92,23 +90,18 @@ def resolve_tree(tree: InputTree, variables: Variables) -> Any:
 
 def is_structural(type_: GraphQLInputType) -> bool:
     """Does a variable of this type shape the SQL (rather than fill in a bound value)?"""
+    # Scalars other than Boolean bind, also in lists (`in: $ids` binds as one array); inputs,
+    # enums and Booleans (filters, orderings, `@skip`) shape the statement.
     named = get_named_type(type_)
-    if isinstance(get_nullable_type(type_), GraphQLList):
-        # Lists of scalars (`in: $ids`) bind as arrays; lists of inputs shape the statement.
-        return not isinstance(named, GraphQLScalarType) or named.name == "Boolean"
     return not isinstance(named, GraphQLScalarType) or named.name == "Boolean"
 
 
 def structural_variables(
-    document: DocumentNode, operation: OperationDefinitionNode
+    document: DocumentNode, variable_types: Mapping[str, GraphQLInputType]
 ) -> frozenset[str]:
     """The variables whose values shape the plan, once per document: those of structural
     types (see `is_structural`) and page sizes (see the module's docstring)."""
-    typed = {
-        d.variable.name.value
-        for d in operation.variable_definitions or ()
-        if _type_node_structural(d.type)
-    }
+    typed = {name for name, type_ in variable_types.items() if is_structural(type_)}
     return frozenset(typed | page_size_variables(document))
 
 
@@ -138,16 +131,6 @@ def page_size_variables(document: DocumentNode) -> frozenset[str]:
 
     visit(document, Collect())
     return frozenset(names)
-
-
-def _type_node_structural(type_node: Any) -> bool:
-    # A variable's declared type, read from the AST: scalars other than Boolean bind.
-    while hasattr(type_node, "type"):
-        type_node = type_node.type
-    return type_node.name.value not in _BINDABLE_SCALARS
-
-
-_BINDABLE_SCALARS = {"ID", "String", "Int", "Float", "UUID", "DateTime", "Date", "JSON"}
 
 
 def _freeze(value: Any) -> Any:
