@@ -1,0 +1,91 @@
+"""Requests take turns on the pool's connections: first come, first served, and a connection a
+request is done with goes straight to the request that has waited longest.
+
+asyncpg's pool still owns the connections (connecting on demand, replacing broken ones,
+closing). The line only decides who holds them, for two reasons:
+
+- Order. Inside asyncpg's pool a released connection goes back to its queue, and a request that
+  arrives before the woken waiter runs takes it; the waiter queues again at the back. Under load
+  some requests then wait far longer than others (32 clients on 10 connections: M1's p99 46 ms,
+  p50 6 ms; in line: p99 12 ms, p50 7 ms).
+- Cost. A release and an acquire through the pool cost about 20 µs of CPU (the release runs as a
+  task of its own under `asyncio.shield`), a sixth of a short request. Under load someone is
+  always waiting, so a healthy connection skips the pool and costs a future's hand-over.
+
+There are as many turns as the pool has connections, so a request with a turn never waits
+inside the pool. Only a connection whose work ended normally is handed over: after an error or
+a cancellation it goes back through the pool, whose release cleans up (a cancelled query, a
+closed connection), and the next request takes a fresh one from the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any
+
+import asyncpg
+
+
+class ConnectionLine:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self._free_turns = pool.get_max_size()
+        # Each waiting request's future; its result is a connection handed over, or None: a
+        # bare turn, to take a connection from the pool with.
+        self._waiting: deque[asyncio.Future[Any]] = deque()
+
+    async def take(self) -> Any:
+        """A connection of the pool, once it is this request's turn."""
+        if self._free_turns and not self._waiting:
+            self._free_turns -= 1
+        else:
+            turn: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self._waiting.append(turn)
+            try:
+                handed = await turn
+            except asyncio.CancelledError:
+                if turn.cancelled():
+                    self._waiting.remove(turn)
+                else:  # given a turn just as it was cancelled: it goes on to the next one
+                    await self.give_back(turn.result(), reusable=True)
+                raise
+            if handed is not None:
+                return handed
+        try:
+            return await self.pool.acquire()
+        except BaseException:
+            self._pass_turn()
+            raise
+
+    async def give_back(self, connection: Any, *, reusable: bool) -> None:
+        """End this request's turn; `reusable`: its work on `connection` ended normally."""
+        if connection is None:
+            self._pass_turn()
+            return
+        if reusable and _open(connection) and self._hand_over(connection):
+            return
+        try:
+            await self.pool.release(connection)
+        finally:
+            self._pass_turn()
+
+    def _hand_over(self, connection: Any) -> bool:
+        """Give `connection` (None: a bare turn) to the longest waiting request, if any."""
+        while self._waiting:
+            turn = self._waiting.popleft()
+            if not turn.done():
+                turn.set_result(connection)
+                return True
+        return False
+
+    def _pass_turn(self) -> None:
+        if not self._hand_over(None):
+            self._free_turns += 1
+
+
+def _open(connection: Any) -> bool:
+    try:
+        return not connection.is_closed()
+    except asyncpg.InterfaceError:  # terminated: asyncpg has taken it back into the pool
+        return False
