@@ -45,7 +45,7 @@ def test_sigterm_under_load_fails_no_request_and_exits_0(database: DatabaseURL):
     asyncio.run(seed(database))
     service = ServiceProcess(
         DATABASE_URL=database.sqlalchemy,
-        SHUTDOWN_DRAIN_SECONDS="1",
+        SHUTDOWN_DRAIN_SECONDS="2",
         SHUTDOWN_GRACE_SECONDS="10",
     )
     with service:
@@ -58,6 +58,8 @@ def test_sigterm_under_load_fails_no_request_and_exits_0(database: DatabaseURL):
     assert outcome["slow_ok"] == 5  # the renames in flight during the shutdown all finished
     assert outcome["readyz_after_sigterm"] == (503, "shutting down")
     assert outcome["readyz_seconds"] < 0.5  # at once, not after the drain
+    # Still served while draining, but the client is told to reconnect (to another replica).
+    assert outcome["answer_while_draining"] == (200, "close")
     assert "database pool closed" in service.output
     assert problems(service.output) == []
 
@@ -116,10 +118,12 @@ async def _sigterm_under_load(service: ServiceProcess, url: DatabaseURL) -> dict
         response = await http.get("/readyz")
         readyz = (response.status_code, response.json().get("reason"))
         readyz_seconds = time.monotonic() - signalled
+        response = await http.post("/graphql", json={"query": LOAD})
+        answer_while_draining = (response.status_code, response.headers.get("connection"))
     await watcher
     await asyncio.gather(*load)
     # Past the drain delay uvicorn stops listening and waits for the renames in flight.
-    await asyncio.sleep(2.0)
+    await asyncio.sleep(3.0)
     await holder.execute("COMMIT")
     await holder.close()
     await asyncio.gather(*renames)
@@ -128,6 +132,7 @@ async def _sigterm_under_load(service: ServiceProcess, url: DatabaseURL) -> dict
         "failed": failed,
         "readyz_after_sigterm": readyz,
         "readyz_seconds": readyz_seconds,
+        "answer_while_draining": answer_while_draining,
     }
 
 

@@ -44,6 +44,7 @@ def test_before_the_database_exists_it_answers_probes_then_gives_up_with_one_cle
         assert ready.json()["reason"] == "waiting for the database"
         early = service.post(COUNT_POSTS)
         assert early.status_code == 503
+        assert early.headers["retry-after"] == "1"
         assert early.json()["errors"][0]["extensions"]["code"] == "INTERNAL"
         assert "waiting for the database" in early.json()["errors"][0]["message"]
         code = service.wait_exit(20)
