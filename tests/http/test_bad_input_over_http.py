@@ -336,6 +336,20 @@ async def test_a_streamed_body_over_the_limit_is_a_413_without_a_length(service)
     assert response.status_code == 413
 
 
+async def test_a_body_streamed_in_pieces_is_read_whole(service):
+    # Chunked, no length: the endpoint joins the pieces (a query split mid-token included).
+    async def chunks() -> AsyncIterator[bytes]:
+        for piece in (b'{"query": "{ __type', b"name }", b'", "operationName": null}'):
+            yield piece
+            await asyncio.sleep(0.01)  # separate writes, so separate messages to the app
+
+    response = await service.request(
+        "POST", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 200
+    assert response.json() == {"data": {"__typename": "Query"}}
+
+
 async def raw_status(service: Service, request: bytes) -> int:
     """Send bytes no HTTP client would; the status line's code."""
     url = httpx.URL(str(service.http.base_url))
