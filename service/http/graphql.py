@@ -29,6 +29,7 @@ log = logging.getLogger("service.graphql")
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
+CLIENT_CLOSED = 499
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +165,10 @@ class GraphQLEndpoint:
                     media_type,
                     Code.LIMIT_EXCEEDED,
                 )
+            except ClientDisconnect:
+                # Hung up before the request was whole: nobody to answer. The request log and
+                # metrics show 499, nginx's "client closed request".
+                return Reply(CLIENT_CLOSED, b"", media_type)
         query, operation_name, variables = params
         prepared = self.executor.prepare(query, operation_name)
         if from_url and prepared.is_mutation:

@@ -28,6 +28,8 @@ def _outcome(status: int) -> str:
     """For responses the GraphQL endpoint did not label (it answered before running anything)."""
     if status == 401:
         return "unauthenticated"
+    if status == 499:
+        return "client_closed"
     if status == 503:
         return "unavailable"
     if status >= 500:

@@ -350,6 +350,31 @@ async def test_a_body_streamed_in_pieces_is_read_whole(service):
     assert response.json() == {"data": {"__typename": "Query"}}
 
 
+async def test_a_client_that_hangs_up_mid_body_leaves_no_error_behind(service):
+    # A phone going into a tunnel: the request stops half-sent. Nothing to answer, nothing to
+    # log as an error (it is not the service's fault), and the service serves on.
+    url = httpx.URL(str(service.http.base_url))
+    _, writer = await asyncio.open_connection(url.host, url.port)
+    writer.write(
+        b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 100\r\n\r\n{"query": "{ __type'
+    )
+    await writer.drain()
+    await asyncio.sleep(0.2)  # the app is reading the body
+    writer.close()
+    await writer.wait_closed()
+    await asyncio.sleep(0.3)  # and learns of the hang-up
+    records = service.logs.take()
+    problems = [r for r in records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not problems, [f"{r.levelname} {r.name}: {r.getMessage()}" for r in problems]
+    # The request log says what happened, as nginx would: 499, client closed request.
+    assert any("POST /graphql 499" in r.getMessage() for r in records), [
+        r.getMessage() for r in records
+    ]
+    response = await service.post({"query": "{ __typename }"})
+    assert response.json() == {"data": {"__typename": "Query"}}
+
+
 async def raw_status(service: Service, request: bytes) -> int:
     """Send bytes no HTTP client would; the status line's code."""
     url = httpx.URL(str(service.http.base_url))
