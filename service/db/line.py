@@ -8,9 +8,10 @@ closing). The line only decides who holds them, for two reasons:
   arrives before the woken waiter runs takes it; the waiter queues again at the back. Under load
   some requests then wait far longer than others (32 clients on 10 connections: M1's p99 46 ms,
   p50 6 ms; in line: p99 12 ms, p50 7 ms).
-- Cost. A release and an acquire through the pool cost about 20 µs of CPU (the release runs as a
-  task of its own under `asyncio.shield`), a sixth of a short request. Under load someone is
-  always waiting, so a healthy connection skips the pool and costs a future's hand-over.
+- Cost. Through the pool every request pays a release (it runs as a task of its own under
+  `asyncio.shield`), an acquire and the wake-ups between them. Under load someone is always
+  waiting, so a healthy connection skips the pool and costs a future's hand-over: a quarter
+  less CPU per request in process (M1 137 -> 100 µs, Q1 108 -> 75).
 
 There are as many turns as the pool has connections, so a request with a turn never waits
 inside the pool. Only a connection whose work ended normally is handed over: after an error or
