@@ -37,7 +37,7 @@ def _alive(pid: int) -> bool:
     """Running, and not a zombie (an orphan's exit may wait for a lazy reaper)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone, or going while it was read
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
