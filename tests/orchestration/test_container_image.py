@@ -82,6 +82,13 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # a helper process that ended since it was listed
+        return b""
+
+
 def _uid(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("Uid:"):
@@ -130,7 +137,7 @@ def test_the_image_serves_as_a_non_root_user_and_stops_cleanly_on_sigterm(
             pid
             for pid in _descendants(run.pid)
             # the Python process itself, under buildah's chroot helper processes
-            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"/opt/venv/bin/python")
+            if _cmdline(pid).startswith(b"/opt/venv/bin/python")
         ]
         assert _uid(served) == 10001
         os.kill(served, signal.SIGTERM)  # the container's main process, as a runtime sends it
