@@ -140,12 +140,15 @@ async def test_a_broken_connection_is_not_handed_on(database) -> None:
         await close_pool(pool)
 
 
-async def test_failing_and_cancelled_requests_leave_the_pool_whole(database) -> None:
+@pytest.mark.parametrize("session_state", [True, False], ids=["session", "per-transaction"])
+async def test_failing_and_cancelled_requests_leave_the_pool_whole(
+    database, session_state: bool
+) -> None:
     # Many requests on two connections, some failing in the database, some cancelled midway:
     # never more than two hold a connection at once, every other one is served, and at the
-    # end no connection is left taken.
+    # end no connection is left taken. Both ways of setting the caller (db/context.py).
     pool = await _pool(database, 2)
-    context = CallerContext(session_state=True)
+    context = CallerContext(session_state=session_state)
     holders = peak = 0
     outcomes: list[str] = []
 
