@@ -17,6 +17,7 @@ from graphql import (
     DocumentNode,
     FragmentDefinitionNode,
     GraphQLError,
+    GraphQLInputType,
     GraphQLSchema,
     NoSchemaIntrospectionCustomRule,
     OperationDefinitionNode,
@@ -103,6 +104,7 @@ class Document:
     source: tuple[str, str | None] = ("", None)  # the query text and operation name: its key
     # the operation's variables, each with its schema type (None: one is not an input type)
     variables: tuple[GraphQLVariableSignature, ...] | None = ()
+    variable_types: dict[str, GraphQLInputType] = field(default_factory=dict)  # by name
     structural: frozenset[str] = frozenset()  # variables whose values shape the plan
 
     @property
@@ -200,6 +202,7 @@ class Executor:
             operation=operation,
             fragments=fragments,
             variables=signatures,
+            variable_types=types,
             structural=structural_variables(document, types),
         )
 
@@ -278,8 +281,7 @@ class Executor:
         compiled = self.plans.get(key)
         if compiled is not None:
             return compiled
-        variable_types = {s.name: s.type for s in prepared.variables or ()}
-        plan = self.planner.plan(operation, prepared.fragments, coerced, variable_types)
+        plan = self.planner.plan(operation, prepared.fragments, coerced, prepared.variable_types)
         read = None
         if plan.kind is OperationType.QUERY:
             emitter = Emitter(self.catalog, max_page_size=self.limits.max_page_size)

@@ -24,12 +24,12 @@ from service.graphql.errors import (
 )
 from service.graphql.execute import Executor
 from service.http.graphiql import graphiql_response, wants_graphiql
+from service.http.observe import CLIENT_CLOSED
 
 log = logging.getLogger("service.graphql")
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
-CLIENT_CLOSED = 499
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from service.http.metrics import GRAPHQL_LATENCY, GRAPHQL_REQUESTS, OperationLab
 log = logging.getLogger("service.request")
 
 GRAPHQL_PATH = "/graphql"
+CLIENT_CLOSED = 499  # nginx's status for a client that hung up before its request was whole
 # Probes and scrapes come every few seconds: logged at debug level only.
 _QUIET = ("/livez", "/readyz", "/metrics")
 # Operation names come from clients: past this many (name, outcome) pairs, look each up anew.
@@ -28,7 +29,7 @@ def _outcome(status: int) -> str:
     """For responses the GraphQL endpoint did not label (it answered before running anything)."""
     if status == 401:
         return "unauthenticated"
-    if status == 499:
+    if status == CLIENT_CLOSED:
         return "client_closed"
     if status == 503:
         return "unavailable"
