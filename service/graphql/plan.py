@@ -196,6 +196,16 @@ class BoolOp:
 
 
 @dataclass
+class RelatedRows:
+    """A condition on a row's related rows, those the caller can see: some, every or none of
+    them match. A many-to-one relation's filter is "some": its row exists and matches."""
+
+    relation: RelationInfo
+    quantifier: str  # "some" | "every" | "none"
+    condition: Any  # Compare | BoolOp | RelatedRows | None (any row)
+
+
+@dataclass
 class Page:
     first: Const | None  # page sizes are known when planning
     last: Const | None
@@ -247,7 +257,7 @@ class Connection:
     model: ModelInfo
     relation: RelationInfo | None  # to the parent row, for nested connections
     page: Page
-    condition: Any  # Compare | BoolOp | None
+    condition: Any  # Compare | BoolOp | RelatedRows | None
     order: list[OrderKey]
     parts: list[Any]  # Nodes | Edges | PageInfoField | TotalCount | Typename
 
@@ -508,6 +518,15 @@ class Planner:
             elif name == "not":
                 inner = self._condition(model, operand)
                 items.append(BoolOp("not", [inner or BoolOp("and", [])]))
+            elif name in model.relations:
+                relation = model.relations[name]
+                target = self.catalog[relation.target]
+                quantified = operand.items() if relation.to_many else [("some", operand)]
+                for quantifier, inner in quantified:
+                    inner = _plain(inner)
+                    if inner is not None:
+                        condition = self._condition(target, inner)
+                        items.append(RelatedRows(relation, quantifier, condition))
             else:
                 column = model.columns[name]
                 for operator, ref in operand.items():

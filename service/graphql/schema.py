@@ -292,6 +292,13 @@ def _define_model_types(b: _Builder, catalog: Catalog, model: ModelInfo) -> None
         for c in model.columns.values()
         if c.scalar in FILTER_OPERATORS
     ]
+    for rel in model.relations.values():
+        # The related rows the caller can see (the sub-select runs under RLS like any read).
+        if rel.to_many:
+            type_, text = f"{rel.target}ListFilter", f"Conditions on its {rel.field}."
+        else:
+            type_, text = f"{rel.target}Filter", f"Its {rel.field} exists and matches."
+        filter_fields.append(b.field(rel.field, f"{type_} | None", default=UNSET, description=text))
     filter_fields += [
         b.field("and", f"list[{name}Filter] | None", default=UNSET),
         b.field("or", f"list[{name}Filter] | None", default=UNSET),
@@ -302,6 +309,19 @@ def _define_model_types(b: _Builder, catalog: Catalog, model: ModelInfo) -> None
         filter_fields,
         kind="input",
         description=f"Which {name} rows to return; all given conditions must hold.",
+    )
+    b.define(
+        f"{name}ListFilter",
+        [
+            b.field(quantifier, f"{name}Filter | None", default=UNSET, description=text)
+            for quantifier, text in (
+                ("some", f"At least one related {name} matches."),
+                ("every", f"Every related {name} matches (true when there is none)."),
+                ("none", f"No related {name} matches."),
+            )
+        ],
+        kind="input",
+        description=f"Conditions on a list of related {name} rows, those the caller can see.",
     )
     b.define(
         f"{name}OrderBy",

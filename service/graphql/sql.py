@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from service.graphql.catalog import Catalog, ColumnInfo, ModelInfo
+from service.graphql.catalog import Catalog, ColumnInfo, ModelInfo, RelationInfo
 from service.graphql.errors import BadUserInput, LimitExceeded
 from service.graphql.plan import (
     BoolOp,
@@ -37,6 +37,7 @@ from service.graphql.plan import (
     OrderKey,
     PageInfoField,
     Ref,
+    RelatedRows,
     ToOne,
     TotalCount,
     Typename,
@@ -82,6 +83,14 @@ def as_text(value: Any) -> str | None:
 
 _NO_OFFSET = timedelta(0)
 _MAX_OFFSET = timedelta(hours=15, minutes=59, seconds=59)
+
+
+def _join(relation: RelationInfo, related: str, alias: str) -> str:
+    """The related table's rows of the row at `alias`: `pairs` are (column of the row's own
+    table, column of the related table)."""
+    return " AND ".join(
+        f"{related}.{_quote(remote)} = {alias}.{_quote(local)}" for local, remote in relation.pairs
+    )
 
 
 def _quote(identifier: str) -> str:
@@ -220,15 +229,11 @@ class Emitter:
                     pairs.append((f.key, by_key))
                     continue
                 inner = self.alias()
-                join = " AND ".join(
-                    f"{inner}.{_quote(remote)} = {alias}.{_quote(local)}"
-                    for local, remote in f.relation.pairs
-                )
                 pairs.append(
                     (
                         f.key,
                         f"(SELECT {self.object(f.target, inner)} FROM {target.read_from} "
-                        f"{inner} WHERE {join})",
+                        f"{inner} WHERE {_join(f.relation, inner, alias)})",
                     )
                 )
             elif isinstance(f, Connection):
@@ -403,9 +408,7 @@ class Emitter:
     def _base_conditions(self, c: Connection, a: str, parent: str | None) -> list[str]:
         conditions = []
         if c.relation is not None and parent is not None:
-            # pairs are (column on the parent, column on this table)
-            for local, remote in c.relation.pairs:
-                conditions.append(f"{a}.{_quote(remote)} = {parent}.{_quote(local)}")
+            conditions.append(_join(c.relation, a, parent))
         if c.condition is not None:
             conditions.append(self.condition(c.condition, a))
         return conditions
@@ -455,6 +458,8 @@ class Emitter:
     # filters
 
     def condition(self, cond: Any, a: str) -> str:
+        if isinstance(cond, RelatedRows):
+            return self._related_rows(cond, a)
         if isinstance(cond, BoolOp):
             parts = [self.condition(item, a) for item in cond.items]
             if cond.op == "not":
@@ -490,6 +495,27 @@ class Emitter:
             "ilike": "ILIKE",
         }[op]
         return f"{column} {sql_op} {value}"
+
+    def _related_rows(self, cond: RelatedRows, a: str) -> str:
+        """EXISTS over the related rows the caller can see (the sub-select reads under RLS).
+
+        `every` asks that no related row fails the condition; a NULL (a comparison with a null
+        column) fails it, as it does for `some`. Written `NOT coalesce(...)` rather than
+        `IS NOT TRUE`: PostgreSQL estimates the latter from the test's own selectivity, which
+        under RLS can come out at a handful of rows and choose a nested loop over every related
+        row (16 s against 0.2 s on the rig's 200,000 comments).
+        """
+        if cond.quantifier == "every" and cond.condition is None:
+            return "true"
+        r = self.alias()
+        where = _join(cond.relation, r, a)
+        if cond.condition is not None:
+            test = self.condition(cond.condition, r)
+            every = cond.quantifier == "every"
+            where += f" AND NOT coalesce({test}, false)" if every else f" AND {test}"
+        read_from = self.catalog[cond.relation.target].read_from
+        found = f"EXISTS (SELECT FROM {read_from} {r} WHERE {where})"
+        return found if cond.quantifier == "some" else f"NOT {found}"
 
     # root fields
 

@@ -69,7 +69,11 @@ class Atom:
     def graphql(self) -> dict[str, Any]:
         return {self.field: {self.op: self.api_value}}
 
-    def sql(self, rel: sa.TableClause) -> Any:
+    def render(self, value: str) -> str:
+        """As a GraphQL input literal, with the operand already rendered."""
+        return f"{{{self.field}: {{{self.op}: {value}}}}}"
+
+    def sql(self, rel: Any) -> Any:
         column = rel.c[self.column]
         value = self.py_value
         if self.op == "isNull":
@@ -84,6 +88,48 @@ class Atom:
             "like": lambda: column.like(value),
             "ilike": lambda: column.ilike(value),
         }[self.op]()
+
+
+@dataclass(frozen=True)
+class Through:
+    """A condition on related rows: the many-to-one row matches (`quantifier` None), or some,
+    every or none of the one-to-many rows match. As SQL: EXISTS over the related relation."""
+
+    field: str  # the relation's field
+    quantifier: str | None
+    target: Any  # the related model
+    link: tuple[str, str]  # (column of this table, column of the related table)
+    inner: Atom | Through
+
+    def __repr__(self) -> str:
+        return f"{self.field} {self.quantifier or 'is'} ({self.inner!r})"
+
+    @property
+    def variable_type(self) -> str:
+        return self.inner.variable_type
+
+    @property
+    def api_value(self) -> Any:
+        return self.inner.api_value
+
+    def graphql(self) -> dict[str, Any]:
+        inner = self.inner.graphql()
+        return {self.field: inner if self.quantifier is None else {self.quantifier: inner}}
+
+    def render(self, value: str) -> str:
+        inner = self.inner.render(value)
+        if self.quantifier is None:
+            return f"{{{self.field}: {inner}}}"
+        return f"{{{self.field}: {{{self.quantifier}: {inner}}}}}"
+
+    def sql(self, rel: Any) -> Any:
+        related = relation(self.target).alias()
+        linked = related.c[self.link[1]] == rel.c[self.link[0]]
+        condition = self.inner.sql(related)
+        if self.quantifier == "every":
+            return ~sa.exists().where(linked, condition.is_not(sa.true()))
+        found = sa.exists().where(linked, condition)
+        return ~found if self.quantifier == "none" else found
 
 
 def _at(moment: datetime) -> tuple[str, datetime]:
@@ -180,12 +226,78 @@ COMMENT = Kind(
 )
 KINDS = {k.type_name: k for k in (POST, USER, COMMENT)}
 
+# Conditions through relations, per model: on the many-to-one row, or some / every / none of
+# the one-to-many rows (two relations deep for users).
+_COMMENTED_BEFORE_MARCH_12 = Atom(
+    "createdAt", "created_at", "lt", *_at(datetime(2026, 3, 12, tzinfo=UTC)), "DateTime"
+)
+THROUGH: dict[str, tuple[Through, ...]] = {
+    "Post": (
+        Through(
+            "author",
+            None,
+            User,
+            ("author_id", "id"),
+            Atom(
+                "createdAt", "created_at", "lt", *_at(datetime(2026, 1, 2, tzinfo=UTC)), "DateTime"
+            ),
+        ),
+        Through("comments", "some", Comment, ("id", "post_id"), _COMMENTED_BEFORE_MARCH_12),
+        Through("comments", "every", Comment, ("id", "post_id"), _COMMENTED_BEFORE_MARCH_12),
+        Through(
+            "comments",
+            "none",
+            Comment,
+            ("id", "post_id"),
+            Atom("body", "body", "like", "Comment 3 on post 1_", "Comment 3 on post 1_", "String"),
+        ),
+    ),
+    "Comment": (
+        Through(
+            "post",
+            None,
+            Post,
+            ("post_id", "id"),
+            Atom("title", "title", "startsWith", "Post 1", "Post 1", "String"),
+        ),
+        Through(
+            "author",
+            None,
+            User,
+            ("author_id", "id"),
+            Atom("email", "email", "isNull", True, True, "String"),
+        ),
+    ),
+    "User": (
+        Through(
+            "posts",
+            "some",
+            Post,
+            ("id", "author_id"),
+            Through(
+                "comments",
+                "some",
+                Comment,
+                ("id", "post_id"),
+                Atom("body", "body", "eq", "Comment 1 on post 8", "Comment 1 on post 8", "String"),
+            ),
+        ),
+        Through(
+            "comments",
+            "none",
+            Comment,
+            ("id", "author_id"),
+            Atom("body", "body", "like", "Comment 2%", "Comment 2%", "String"),
+        ),
+    ),
+}
 
-# A filter: None, an Atom, ("and"|"or", Atom, Atom) or ("not", Atom).
+
+# A filter: None, an atom (Atom or Through), ("and"|"or", atom, atom) or ("not", atom).
 
 
 def filters(kind: Kind) -> st.SearchStrategy[Any]:
-    atom = st.sampled_from(kind.atoms)
+    atom = st.sampled_from(kind.atoms + THROUGH[kind.type_name])
     return st.one_of(
         st.none(),
         atom,
@@ -197,7 +309,7 @@ def filters(kind: Kind) -> st.SearchStrategy[Any]:
 def filter_graphql(f: Any) -> dict[str, Any] | None:
     if f is None:
         return None
-    if isinstance(f, Atom):
+    if isinstance(f, Atom | Through):
         return f.graphql()
     if f[0] == "not":
         return {"not": f[1].graphql()}
@@ -207,7 +319,7 @@ def filter_graphql(f: Any) -> dict[str, Any] | None:
 def filter_sql(f: Any, rel: sa.TableClause) -> Any:
     if f is None:
         return sa.true()
-    if isinstance(f, Atom):
+    if isinstance(f, Atom | Through):
         return f.sql(rel)
     if f[0] == "not":
         return sa.not_(f[1].sql(rel))

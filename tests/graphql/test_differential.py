@@ -36,6 +36,7 @@ from tests.graphql.reference import (
     USER_IDS,
     Atom,
     Kind,
+    Through,
     comment_id,
     filter_graphql,
     filter_sql,
@@ -347,11 +348,11 @@ class Renderer:
         return f"({', '.join(args)})" if args else ""
 
     def filter_literal(self, f: Any, inner: bool) -> str:
-        def atom(a: Atom) -> str:
+        def atom(a: Atom | Through) -> str:
             value = self.variable(a.variable_type, a.api_value) if inner else literal(a.api_value)
-            return f"{{{a.field}: {{{a.op}: {value}}}}}"
+            return a.render(value)
 
-        if isinstance(f, Atom):
+        if isinstance(f, Atom | Through):
             return atom(f)
         if f[0] == "not":
             return f"{{not: {atom(f[1])}}}"
