@@ -539,6 +539,7 @@ async def test_documents_past_the_limits_are_limit_exceeded(service, query):
         "{ posts " + "{ nodes " * 1500 + "}" * 1501 + " }",
         "{ posts(filter: " + "{and: [" * 700 + "{}" + "]}" * 700 + ") { totalCount } }",
         "{ posts(filter: " + "{not: " * 1500 + "{}" + "}" * 1500 + ") { totalCount } }",
+        "{ posts(filter: " + "{author: {posts: {some: " * 500 + "{}" + "}}}" * 500 + ") { id } }",
         "{ posts(orderBy: " + "[" * 2400 + "]" * 2400 + ") { totalCount } }",
         "query($a: " + "[" * 2000 + "Int" + "]" * 2000 + ") { __typename }",
         "{ __typename " + "... on Query { " * 1200 + "__typename" + " }" * 1200 + " }",
@@ -551,10 +552,15 @@ async def test_deeply_nested_documents_are_refused_not_crashed_on(service, query
 
 
 @pytest.mark.parametrize("depth", [50, 150, 600])
-async def test_deeply_nested_filters_in_variables_are_answered_or_refused(service, depth):
+@pytest.mark.parametrize("through", ["and", "relations"])
+async def test_deeply_nested_filters_in_variables_are_answered_or_refused(service, depth, through):
     # built as text: JSON encoders refuse to nest this deep, a client's hand-made body need not
     inner = '{"title": {"eq": "Post 01"}}'
-    text = '{"and": [' * depth + inner + "]}" * depth
+    if through == "and":
+        text = '{"and": [' * depth + inner + "]}" * depth
+    else:  # posts with a comment whose post has a comment whose post ... is Post 01
+        depth //= 3  # three levels of input a step
+        text = '{"comments": {"some": {"post": ' * depth + inner + "}}}" * depth
     response = await service.request(
         "POST",
         content=b'{"query": "query($f: PostFilter) { posts(filter: $f) { totalCount } }", '
