@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from contextvars import ContextVar
 from typing import Any
 
 import orjson
@@ -13,6 +14,19 @@ from service.settings import LogFormat, Settings
 
 # Attributes every record has, and uvicorn's terminal colouring: not worth a log field.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
+
+
+# The request being answered, set by the request observer (service/http/observe.py): every line
+# a request causes (a refused value, a database warning) carries its id, not only its own line.
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        current = request_id.get()
+        if current is not None and not hasattr(record, "request_id"):
+            record.request_id = current
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -52,6 +66,7 @@ def setup_logging(settings: Settings) -> None:
     handler = logging.StreamHandler(sys.stderr)
     json_logs = settings.effective_log_format is LogFormat.json
     handler.setFormatter(JsonFormatter() if json_logs else TextFormatter())
+    handler.addFilter(_RequestIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())

@@ -2,18 +2,25 @@
 
 What is logged: method, path (never the query string: GET /graphql carries the query and its
 variables there), status, duration, the GraphQL operation's name and outcome, the caller's
-role. Never headers (tokens), bodies or variables.
+role, the request id. Never headers (tokens), bodies or variables.
+
+The request id is the client's or proxy's `X-Request-ID` when it is a sane token (1-128
+printable ASCII characters), else a new random one; it is sent back in the response's
+`X-Request-ID` and set on every log line the request causes (service/logs.py).
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import secrets
 import time
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.http.metrics import GRAPHQL_LATENCY, GRAPHQL_REQUESTS, OperationLabels
+from service.logs import request_id
 
 log = logging.getLogger("service.request")
 
@@ -23,6 +30,17 @@ CLIENT_CLOSED = 499  # nginx's status for a client that hung up before its reque
 _QUIET = ("/livez", "/readyz", "/metrics")
 # Operation names come from clients: past this many (name, outcome) pairs, look each up anew.
 _MAX_CACHED_SERIES = 4096
+REQUEST_ID_HEADER = b"x-request-id"
+_SANE_REQUEST_ID = re.compile(rb"[!-~]{1,128}")
+
+
+def _request_id(scope: Scope) -> bytes:
+    for name, value in scope["headers"]:
+        if name == REQUEST_ID_HEADER:
+            if _SANE_REQUEST_ID.fullmatch(value):
+                return bytes(value)
+            break
+    return secrets.token_hex(8).encode()
 
 
 def _outcome(status: int) -> str:
@@ -53,19 +71,25 @@ class RequestObserver:
             return
         started = time.perf_counter()
         status = 500  # if the app fails before it starts a response
+        rid = _request_id(scope)
+        rid_text = rid.decode()
+        context = request_id.set(rid_text)
 
         async def observed_send(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                headers = [*message.get("headers", ()), (REQUEST_ID_HEADER, rid)]
+                message = {**message, "headers": headers}
             await send(message)
 
         try:
             await self.app(scope, receive, observed_send)
         finally:
-            self._record(scope, status, time.perf_counter() - started)
+            self._record(scope, status, time.perf_counter() - started, rid_text)
+            request_id.reset(context)
 
-    def _record(self, scope: Scope, status: int, seconds: float) -> None:
+    def _record(self, scope: Scope, status: int, seconds: float, rid: str) -> None:
         path: str = scope["path"]
         operation = outcome = None
         if path == GRAPHQL_PATH:
@@ -84,6 +108,7 @@ class RequestObserver:
             "path": path,
             "status": status,
             "duration_ms": round(seconds * 1000, 1),
+            "request_id": rid,
         }
         if outcome is not None:
             # The log keeps the name even past the metrics' cap, cut to a sane length.

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import time
 from pathlib import Path
 
+import asyncpg
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -70,6 +73,63 @@ def test_json_logs_have_one_line_per_request_with_its_operation_and_never_a_secr
     assert token not in service.output
     assert token.split(".")[2] not in service.output  # not even the signature
     assert problems(service.output) == []
+
+
+def test_a_request_id_is_passed_on_or_made_and_marks_every_line_the_request_logs(
+    database: DatabaseURL,
+):
+    query = "query Count { posts { totalCount } }"
+    with ServiceProcess(DATABASE_URL=database.sqlalchemy, LOG_FORMAT="json") as service:
+        service.wait_ready()
+        given = service.post(query, headers={"x-request-id": "edge-42/a"})
+        made = [service.post(query) for _ in range(2)]
+        not_sane = [
+            service.post(query, headers={"x-request-id": value})
+            for value in ("two words", "x" * 129, "")
+        ]
+        # The database drops a request's connection mid-statement: the request fails, and
+        # the warning it logs carries its id.
+        dropped = asyncio.run(_dropped_mid_request(service, database, query, "after-drop"))
+        service.stop()
+
+    assert given.headers["x-request-id"] == "edge-42/a"
+    fresh = [r.headers["x-request-id"] for r in made + not_sane]
+    assert all(re.fullmatch("[0-9a-f]{16}", rid) for rid in fresh), fresh
+    assert len(set(fresh)) == len(fresh)
+    assert dropped.json()["errors"][0]["extensions"]["code"] == "INTERNAL"
+
+    records = [json.loads(line) for line in service.lines]
+    requests = [r for r in records if r["logger"] == "service.request"]
+    assert [r["request_id"] for r in requests] == ["edge-42/a", *fresh, "after-drop"]
+    warnings = [r for r in records if r["level"] == "warning"]
+    assert warnings, service.output
+    assert all(r.get("request_id") == "after-drop" for r in warnings), warnings
+
+
+async def _dropped_mid_request(
+    service: ServiceProcess, database: DatabaseURL, query: str, rid: str
+) -> httpx.Response:
+    """Hold the posts table locked, send the request, and terminate its backend while it
+    waits for the lock."""
+    locker = await asyncpg.connect(**database.asyncpg_kwargs())
+    try:
+        await locker.execute("BEGIN; LOCK TABLE posts IN ACCESS EXCLUSIVE MODE")
+        sent = asyncio.get_running_loop().run_in_executor(
+            None, lambda: service.post(query, headers={"x-request-id": rid})
+        )
+        for _ in range(200):
+            waiting = await locker.fetchval(
+                "SELECT pid FROM pg_stat_activity "
+                "WHERE application_name = 'service' AND wait_event_type = 'Lock'"
+            )
+            if waiting:
+                break
+            await asyncio.sleep(0.05)
+        assert waiting, "the request never reached the database"
+        await locker.fetchval("SELECT pg_terminate_backend($1)", waiting)
+        return await sent
+    finally:
+        await locker.close()
 
 
 def test_text_logs_in_development_read_as_one_plain_line_per_request(database: DatabaseURL):
