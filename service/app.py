@@ -19,6 +19,7 @@ from types import FrameType
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -152,7 +153,20 @@ def create_app(
         quiet_prefixes=(ASSETS_PATH,),
     )
     shortcut = Middleware(GraphQLShortcut, endpoint=endpoint.post)
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[observer, shortcut])
+    middleware = [observer, shortcut]
+    if settings.cors_origins:
+        # Outermost: a browser's preflight is answered here, not logged or counted as an
+        # operation. Tokens travel in the Authorization header, so no cookies are allowed.
+        cors = Middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["authorization", "content-type", "accept", "x-request-id"],
+            expose_headers=["x-request-id"],
+            max_age=600,
+        )
+        middleware.insert(0, cors)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.executor = executor
     app.state.settings = settings
     return app

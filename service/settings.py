@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The development secret. Tokens signed with it are worthless outside a developer's machine,
 # so production refuses to start with it.
@@ -80,9 +81,20 @@ class Settings(BaseSettings):
     # HTTP.
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
-    cors_origins: list[str] = []
+    # Browser origins allowed to call the API (`*` for any): a comma-separated list or JSON.
+    cors_origins: Annotated[list[str], NoDecode] = []
     log_format: LogFormat | None = None  # default: json in production, text elsewhere
     log_level: str = "INFO"
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins_from_text(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [origin.strip() for origin in text.split(",") if origin.strip()]
+        return value
 
     @field_validator("database_url", "migration_database_url")
     @classmethod
