@@ -38,7 +38,7 @@ def _request_id(scope: Scope) -> bytes:
     for name, value in scope["headers"]:
         if name == REQUEST_ID_HEADER:
             if _SANE_REQUEST_ID.fullmatch(value):
-                return bytes(value)
+                return value
             break
     return secrets.token_hex(8).encode()
 
