@@ -149,7 +149,10 @@ class Executor:
         self.catalog: Catalog = generated.catalog
         self.limits = limits
         self.planner = Planner(
-            self.schema, self.catalog, default_page_size=limits.default_page_size
+            self.schema,
+            self.catalog,
+            default_page_size=limits.default_page_size,
+            max_depth=limits.max_depth,
         )
         # OverlappingFieldsCanBeMerged compares fields pairwise: it runs last, once limits.py
         # has bounded how many fields merge (see _validate).

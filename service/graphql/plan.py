@@ -49,7 +49,7 @@ from graphql import (
 )
 
 from service.graphql.catalog import Catalog, ColumnInfo, ModelInfo, RelationInfo
-from service.graphql.errors import BadUserInput
+from service.graphql.errors import BadUserInput, LimitExceeded
 
 Variables = Mapping[str, Any]
 
@@ -333,10 +333,12 @@ class Planner:
         catalog: Catalog,
         *,
         default_page_size: int,
+        max_depth: int,
     ) -> None:
         self.schema = schema
         self.catalog = catalog
         self.default_page_size = default_page_size
+        self.max_depth = max_depth
         self.connection_types = {f"{m.type_name}Connection": m for m in catalog}
         self.mutations: dict[str, tuple[str, ModelInfo]] = {}
         for m in catalog:
@@ -498,7 +500,9 @@ class Planner:
             keys.append(OrderKey(pk, False))
         return keys
 
-    def _condition(self, model: ModelInfo, value: Any) -> Any:
+    def _condition(self, model: ModelInfo, value: Any, hops: int = 0) -> Any:
+        """The filter as a condition tree; `hops` counts the relations passed through, held to
+        the depth limit of selections: each is a sub-select PostgreSQL plans and runs per row."""
         value = _plain(value)
         if not value:
             return None
@@ -509,23 +513,33 @@ class Planner:
                 continue
             if name == "and":
                 items.append(
-                    BoolOp("and", [self._condition(model, v) or BoolOp("and", []) for v in operand])
+                    BoolOp(
+                        "and",
+                        [self._condition(model, v, hops) or BoolOp("and", []) for v in operand],
+                    )
                 )
             elif name == "or":
                 items.append(
-                    BoolOp("or", [self._condition(model, v) or BoolOp("and", []) for v in operand])
+                    BoolOp(
+                        "or",
+                        [self._condition(model, v, hops) or BoolOp("and", []) for v in operand],
+                    )
                 )
             elif name == "not":
-                inner = self._condition(model, operand)
+                inner = self._condition(model, operand, hops)
                 items.append(BoolOp("not", [inner or BoolOp("and", [])]))
             elif name in model.relations:
+                if hops >= self.max_depth:
+                    raise LimitExceeded(
+                        f"a filter may go through at most {self.max_depth} relations"
+                    )
                 relation = model.relations[name]
                 target = self.catalog[relation.target]
                 quantified = operand.items() if relation.to_many else [("some", operand)]
                 for quantifier, inner in quantified:
                     inner = _plain(inner)
                     if inner is not None:
-                        condition = self._condition(target, inner)
+                        condition = self._condition(target, inner, hops + 1)
                         items.append(RelatedRows(relation, quantifier, condition))
             else:
                 column = model.columns[name]
