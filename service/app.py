@@ -59,6 +59,7 @@ def create_executor(settings: Settings, catalog: Catalog | None = None) -> Execu
             default_page_size=settings.default_page_size,
             max_page_size=settings.max_page_size,
             max_depth=settings.max_query_depth,
+            max_rows=settings.max_query_rows,
             max_aliases=settings.max_aliases,
             max_tokens=settings.max_tokens,
             introspection=not settings.is_production,

@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     default_page_size: int = Field(20, ge=1)
     max_page_size: int = Field(100, ge=1)
     max_query_depth: int = Field(12, ge=1)
+    # rows all of an operation's connections may return: page sizes multiplied through nesting
+    max_query_rows: int = Field(50_000, ge=1)
     max_aliases: int = Field(30, ge=1)
     max_tokens: int = Field(5_000, ge=1)
     max_body_bytes: int = Field(1_000_000, ge=1)

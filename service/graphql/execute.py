@@ -39,9 +39,9 @@ from graphql.validation import OverlappingFieldsCanBeMergedRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
 from service.graphql.catalog import Catalog
-from service.graphql.errors import ApiError, BadUserInput, Code, from_database
+from service.graphql.errors import ApiError, BadUserInput, Code, LimitExceeded, from_database
 from service.graphql.inputs import InputShape
-from service.graphql.limits import check_merges, check_size
+from service.graphql.limits import check_merges, check_size, connection_rows
 from service.graphql.plan import (
     ByKey,
     Connection,
@@ -87,6 +87,7 @@ class Limits:
     default_page_size: int = 20
     max_page_size: int = 100
     max_depth: int = 12
+    max_rows: int = 50_000  # see limits.connection_rows
     max_aliases: int = 30
     max_tokens: int = 5_000
     # Off in production: `__schema` and `__type` are then validation errors.
@@ -285,6 +286,7 @@ class Executor:
         if compiled is not None:
             return compiled
         plan = self.planner.plan(operation, prepared.fragments, coerced, prepared.variable_types)
+        self._check_rows(plan)
         read = None
         if plan.kind is OperationType.QUERY:
             emitter = Emitter(self.catalog, max_page_size=self.limits.max_page_size)
@@ -301,6 +303,18 @@ class Executor:
         compiled = Compiled(plan, read)
         self.plans.put(key, compiled)
         return compiled
+
+    def _check_rows(self, plan: OperationPlan) -> None:
+        # Before any SQL: PostgreSQL would build the whole response before the statement
+        # timeout could stop it, holding a connection and a core meanwhile.
+        limit = self.limits.max_rows
+        rows = connection_rows(plan, max_page_size=self.limits.max_page_size)
+        if rows > limit:
+            raise LimitExceeded(
+                f"the operation may return {rows} rows through its connections (page sizes "
+                f"multiplied through their nesting); at most {limit} are allowed: ask for "
+                "smaller pages or fewer nested connections"
+            )
 
     async def _mutate(
         self, plan: OperationPlan, coerced: dict[str, Any], run: Runner, anonymous: bool

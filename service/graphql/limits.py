@@ -1,4 +1,5 @@
-"""Request limits on a parsed document: depth, aliases and repeated fields, before validation.
+"""Request limits: on the parsed document (depth, aliases and repeated fields, before
+validation) and on its plan (how many rows its connections may return, before any SQL runs).
 
 Strawberry's depth and alias rules walk a fragment again at every spread, so a few hundred bytes
 of fragments that spread each other twice cost minutes of CPU; they also fail on empty selection
@@ -20,6 +21,21 @@ from graphql import (
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
+)
+
+from service.graphql.plan import (
+    ByKey,
+    Connection,
+    EdgeNode,
+    Edges,
+    NodeLookup,
+    Nodes,
+    ObjectSelection,
+    OperationPlan,
+    PageInfoField,
+    ToOne,
+    Viewer,
+    Write,
 )
 
 # Honest documents repeat a field a few times (fragments that share `id`); far below this.
@@ -164,3 +180,47 @@ class _Walk:
                 if fragment is not None and name not in seen:
                     seen.add(name)
                     self._collect(fragment.selection_set, groups, seen)
+
+
+def connection_rows(plan: OperationPlan, *, max_page_size: int) -> int:
+    """The most rows the operation's connections may return: each connection's page size
+    times the rows it is nested under (GitHub's node limit counts the same way). Depth alone
+    does not bound this: three nested pages of 100 are a million rows in one statement.
+
+    A connection that selects only `totalCount` counts one row per parent: it returns one
+    number. A page larger than the maximum counts as the maximum (it is refused on its own).
+    """
+    return sum(_rows_under(f, 1, max_page_size) for f in plan.fields)
+
+
+def _rows_under(item: object, parents: int, max_page_size: int) -> int:
+    if isinstance(item, Connection):
+        return _connection_rows(item, parents, max_page_size)
+    if isinstance(item, ObjectSelection):
+        return sum(_rows_under(f, parents, max_page_size) for f in item.fields)
+    if isinstance(item, ToOne):
+        return _rows_under(item.target, parents, max_page_size)
+    if isinstance(item, ByKey | Viewer | Write):
+        return _rows_under(item.selection, parents, max_page_size)
+    if isinstance(item, NodeLookup):  # one of its types answers
+        return max(
+            (_rows_under(s, parents, max_page_size) for s in item.selections.values()), default=0
+        )
+    return 0  # columns, cursors, counts, __typename, introspection
+
+
+def _connection_rows(c: Connection, parents: int, max_page_size: int) -> int:
+    if not any(isinstance(p, Nodes | Edges | PageInfoField) for p in c.parts):
+        return parents
+    size_ref = c.page.last if c.page.backward else c.page.first
+    size = size_ref.value if size_ref is not None else 0
+    rows = parents * (min(size, max_page_size) if isinstance(size, int) and size > 0 else 0)
+    nested = 0
+    for part in c.parts:
+        if isinstance(part, Nodes):
+            nested += _rows_under(part.selection, rows, max_page_size)
+        elif isinstance(part, Edges):
+            for edge_part in part.parts:
+                if isinstance(edge_part, EdgeNode):
+                    nested += _rows_under(edge_part.selection, rows, max_page_size)
+    return rows + nested
