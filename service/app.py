@@ -137,7 +137,10 @@ def create_app(
         Authenticator(settings),
         max_body_bytes=settings.max_body_bytes,
         graphiql=graphiql,
-        caller_context=CallerContext(session_state=settings.database_pooler != "pgbouncer"),
+        caller_context=CallerContext(
+            session_state=settings.database_pooler != "pgbouncer",
+            wait_timeout=settings.db_pool_timeout,
+        ),
     )
 
     routes: list[BaseRoute] = [

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     service_data_dir: Path = Path(".data/postgres")
     db_pool_size: int = Field(10, ge=1)
     db_connect_timeout: float = Field(5.0, gt=0)
+    # how long a request waits for a free connection before a 503 (SQLAlchemy's pool_timeout)
+    db_pool_timeout: float = Field(30.0, gt=0)
     statement_timeout_ms: int = Field(15_000, ge=0)
     # How long `service migrate` waits for another replica's migration before giving up.
     migration_lock_timeout: float = Field(300.0, gt=0)

@@ -70,14 +70,15 @@ def _key(principal: Principal) -> str:
 
 
 class CallerContext:
-    def __init__(self, *, session_state: bool) -> None:
+    def __init__(self, *, session_state: bool, wait_timeout: float = 30.0) -> None:
         self.session_state = session_state
+        self.wait_timeout = wait_timeout  # for a turn on a connection (see line.py)
         self._line: ConnectionLine | None = None
 
     def _line_for(self, pool: asyncpg.Pool) -> ConnectionLine:
         line = self._line
         if line is None or line.pool is not pool:
-            line = self._line = ConnectionLine(pool)
+            line = self._line = ConnectionLine(pool, wait_timeout=self.wait_timeout)
         return line
 
     async def run(

@@ -17,6 +17,11 @@ There are as many turns as the pool has connections, so a request with a turn ne
 inside the pool. Only a connection whose work ended normally is handed over: after an error or
 a cancellation it goes back through the pool, whose release cleans up (a cancelled query, a
 closed connection), and the next request takes a fresh one from the pool.
+
+A request that has waited `wait_timeout` seconds for its turn gives up with
+`NoConnectionInTime` (the service answers 503): when the database stalls, requests fail fast
+instead of piling up for as long as clients hold on. One timer serves the whole line: waiters
+queue in order, so the oldest is always the next to expire.
 """
 
 from __future__ import annotations
@@ -28,26 +33,36 @@ from typing import Any
 import asyncpg
 
 
+class NoConnectionInTime(Exception):
+    """Every connection stayed busy for as long as a request may wait for one."""
+
+
 class ConnectionLine:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, wait_timeout: float = 30.0) -> None:
         self.pool = pool
+        self.wait_timeout = wait_timeout
         self._free_turns = pool.get_max_size()
-        # Each waiting request's future; its result is a connection handed over, or None: a
-        # bare turn, to take a connection from the pool with.
-        self._waiting: deque[asyncio.Future[Any]] = deque()
+        # Each waiting request's deadline and future; the future's result is a connection
+        # handed over, or None: a bare turn, to take a connection from the pool with.
+        self._waiting: deque[tuple[float, asyncio.Future[Any]]] = deque()
+        self._expiry: asyncio.TimerHandle | None = None
 
     async def take(self) -> Any:
         """A connection of the pool, once it is this request's turn."""
         if self._free_turns and not self._waiting:
             self._free_turns -= 1
         else:
-            turn: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            self._waiting.append(turn)
+            loop = asyncio.get_running_loop()
+            turn: asyncio.Future[Any] = loop.create_future()
+            place = (loop.time() + self.wait_timeout, turn)
+            self._waiting.append(place)
+            if self._expiry is None:
+                self._expiry = loop.call_at(place[0], self._expire)
             try:
                 handed = await turn
             except asyncio.CancelledError:
                 if turn.cancelled():
-                    self._waiting.remove(turn)
+                    self._waiting.remove(place)
                 else:  # given a turn just as it was cancelled: it goes on to the next one
                     await self.give_back(turn.result(), reusable=True)
                 raise
@@ -74,11 +89,25 @@ class ConnectionLine:
     def _hand_over(self, connection: Any) -> bool:
         """Give `connection` (None: a bare turn) to the longest waiting request, if any."""
         while self._waiting:
-            turn = self._waiting.popleft()
+            _, turn = self._waiting.popleft()
             if not turn.done():
                 turn.set_result(connection)
                 return True
         return False
+
+    def _expire(self) -> None:
+        """Fail the requests that waited too long, then wait for the next one's deadline."""
+        self._expiry = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        while self._waiting and self._waiting[0][0] <= now:
+            _, turn = self._waiting.popleft()
+            if not turn.done():
+                turn.set_exception(
+                    NoConnectionInTime(f"no database connection free within {self.wait_timeout} s")
+                )
+        if self._waiting:
+            self._expiry = loop.call_at(self._waiting[0][0], self._expire)
 
     def _pass_turn(self) -> None:
         if not self._hand_over(None):

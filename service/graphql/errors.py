@@ -84,6 +84,7 @@ _SQLSTATE_CLASSES: dict[str, tuple[Code, str]] = {
 
 
 DATABASE_UNAVAILABLE = "the database is unavailable; try again shortly"
+DATABASE_BUSY = "every database connection is busy; try again shortly"
 # Class 08 (connection exception) and these: admin/crash shutdown, cannot connect now, too many
 # connections.
 _UNAVAILABLE = {"57P01", "57P02", "57P03", "53300"}

@@ -15,7 +15,9 @@ from starlette.types import Receive, Scope, Send
 
 from service.auth import Authenticator, InvalidToken
 from service.db.context import CallerContext
+from service.db.line import NoConnectionInTime
 from service.graphql.errors import (
+    DATABASE_BUSY,
     DATABASE_UNAVAILABLE,
     ApiError,
     BadUserInput,
@@ -184,6 +186,11 @@ class GraphQLEndpoint:
                 run_in_transaction,  # type: ignore[arg-type]
                 anonymous=principal.anonymous,
             )
+        except NoConnectionInTime as error:
+            # Overloaded or stalled: shed this request rather than queue it without end.
+            log.warning("%s for operation %s", error, prepared.operation_label)
+            reply = _error(DATABASE_BUSY, 503, media_type, Code.INTERNAL)
+            return reply.with_header("Retry-After", "1")
         except (OSError, asyncpg.InternalClientError) as error:
             # The database cannot be reached (restarting, failing over): one line, and a 503
             # that tells clients and proxies to retry. (asyncpg raises InternalClientError for a

@@ -3,7 +3,7 @@
 Under load they are served in the order they asked: a request overtaken again and again by later
 ones waits far longer than the rest, and that is the tail latency a client sees (p99). A request
 that is cancelled or fails must neither keep a turn nor pass a broken connection on: either
-would leave later requests waiting for ever, or failing.
+would leave later requests waiting for ever, or failing. Nor may a request wait without end.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import pytest
 
 from service.auth import ANONYMOUS
 from service.db.context import CallerContext
+from service.db.line import NoConnectionInTime
 from service.db.pool import close_pool, create_pool, pool_usage
 from tests.support import settings_for
 
@@ -183,6 +184,40 @@ async def test_failing_and_cancelled_requests_leave_the_pool_whole(
             1 for n in range(60) if n % 3 == 1 and tasks[n] not in cancelled
         )
         await _backend_pid(context, pool)
+        assert pool_usage(pool)[0] == 0, "a connection stayed taken"
+    finally:
+        await close_pool(pool)
+
+
+async def test_a_request_that_waits_too_long_gives_up_and_the_line_goes_on(database) -> None:
+    # The only connection is held for 1.2 s; requests may wait 1 s for it. The one that asked
+    # at once gives up at 1 s; the one that asked at 0.6 s is served when it comes free.
+    pool = await _pool(database, 1)
+    context = CallerContext(session_state=True, wait_timeout=1.0)
+    holding, finish = asyncio.Event(), asyncio.Event()
+
+    async def hold(connection) -> None:
+        holding.set()
+        await finish.wait()
+
+    loop = asyncio.get_running_loop()
+    try:
+        first = asyncio.create_task(context.run(pool, ANONYMOUS, hold, atomic=False))
+        await holding.wait()
+        started = loop.time()
+        early = asyncio.create_task(_backend_pid(context, pool))
+        await asyncio.sleep(0.6)
+        late = asyncio.create_task(_backend_pid(context, pool))
+        with pytest.raises(NoConnectionInTime):
+            await asyncio.wait_for(early, PATIENCE)
+        gave_up_after = loop.time() - started
+        assert 0.95 < gave_up_after < 1.15, gave_up_after
+        assert not late.done()
+        await asyncio.sleep(max(0.0, started + 1.2 - loop.time()))
+        finish.set()
+        await first
+        await late  # served, although it asked behind one that gave up
+        await _backend_pid(context, pool)  # and the line still serves
         assert pool_usage(pool)[0] == 0, "a connection stayed taken"
     finally:
         await close_pool(pool)
