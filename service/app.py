@@ -136,6 +136,7 @@ def create_app(
         executor,
         Authenticator(settings),
         max_body_bytes=settings.max_body_bytes,
+        max_batch=settings.max_batch_operations,
         graphiql=graphiql,
         caller_context=CallerContext(
             session_state=settings.database_pooler != "pgbouncer",

@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     max_aliases: int = Field(30, ge=1)
     max_tokens: int = Field(5_000, ge=1)
     max_body_bytes: int = Field(1_000_000, ge=1)
+    # requests in one batch (a JSON array of them); 0 refuses batches
+    max_batch_operations: int = Field(10, ge=0)
 
     # HTTP.
     host: str = "127.0.0.1"

@@ -13,7 +13,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from service.auth import Authenticator, InvalidToken
+from service.auth import Authenticator, InvalidToken, Principal
 from service.db.context import CallerContext
 from service.db.line import NoConnectionInTime
 from service.graphql.errors import (
@@ -24,7 +24,7 @@ from service.graphql.errors import (
     Code,
     LimitExceeded,
 )
-from service.graphql.execute import Executor
+from service.graphql.execute import Document, Executor, Result
 from service.http.graphiql import graphiql_response, wants_graphiql
 from service.http.observe import CLIENT_CLOSED
 
@@ -94,6 +94,7 @@ class GraphQLEndpoint:
         max_body_bytes: int,
         graphiql: bool,
         caller_context: CallerContext | None = None,
+        max_batch: int = 10,
     ) -> None:
         self.executor = executor
         self.authenticator = authenticator
@@ -101,6 +102,7 @@ class GraphQLEndpoint:
         # ServiceConnection (see db/context.py).
         self.caller_context = caller_context or CallerContext(session_state=False)
         self.max_body_bytes = max_body_bytes
+        self.max_batch = max_batch  # requests in one batch; 0: batches are refused
         self.graphiql = graphiql
 
     async def handle(self, request: Request) -> Response:
@@ -144,6 +146,7 @@ class GraphQLEndpoint:
             return reply.with_header("WWW-Authenticate", 'Bearer error="invalid_token"')
         scope["principal_role"] = principal.role
         from_url = scope["method"] in ("GET", "HEAD")
+        params: Params | list[Params | ApiError]
         if from_url:
             try:
                 params = self._from_query_string(scope)
@@ -171,16 +174,37 @@ class GraphQLEndpoint:
                 # Hung up before the request was whole: nobody to answer. The request log and
                 # metrics show 499, nginx's "client closed request".
                 return Reply(CLIENT_CLOSED, b"", media_type)
+        if isinstance(params, list):
+            return await self._answer_batch(scope, pool, principal, params, media_type)
         query, operation_name, variables = params
         prepared = self.executor.prepare(query, operation_name)
         if from_url and prepared.is_mutation:
             return _error("mutations need POST", 405, media_type).with_header("Allow", "POST")
+        try:
+            result = await self._run(pool, principal, prepared, variables)
+        except _Failed as failed:
+            return failed.reply(media_type)
+        scope["graphql_operation"] = prepared.operation_label
+        scope["graphql_outcome"] = result.outcome
+        status = (
+            400 if result.outcome == "request_error" and media_type == GRAPHQL_RESPONSE else 200
+        )
+        return Reply(status, result.body, media_type)
+
+    async def _run(
+        self,
+        pool: asyncpg.Pool,
+        principal: Principal,
+        prepared: Document,
+        variables: dict[str, Any] | None,
+    ) -> Result:
+        """One operation as the caller. What is not the client's doing is raised as _Failed."""
 
         async def run_in_transaction(work: Any, *, atomic: bool) -> Any:
             return await self.caller_context.run(pool, principal, work, atomic=atomic)
 
         try:
-            result = await self.executor.run(
+            return await self.executor.run(
                 prepared,
                 variables,
                 run_in_transaction,  # type: ignore[arg-type]
@@ -189,27 +213,56 @@ class GraphQLEndpoint:
         except NoConnectionInTime as error:
             # Overloaded or stalled: shed this request rather than queue it without end.
             log.warning("%s for operation %s", error, prepared.operation_label)
-            reply = _error(DATABASE_BUSY, 503, media_type, Code.INTERNAL)
-            return reply.with_header("Retry-After", "1")
+            raise _Failed(503, DATABASE_BUSY) from None
         except (OSError, asyncpg.InternalClientError) as error:
             # The database cannot be reached (restarting, failing over): one line, and a 503
             # that tells clients and proxies to retry. (asyncpg raises InternalClientError for a
             # connection the server closed a moment ago, before it has read the close.)
             log.warning("database unreachable in operation %s: %r", prepared.operation_label, error)
-            reply = _error(DATABASE_UNAVAILABLE, 503, media_type, Code.INTERNAL)
-            return reply.with_header("Retry-After", "1")
+            raise _Failed(503, DATABASE_UNAVAILABLE) from None
         except Exception:
             # A bug or an outage, not the client's doing: log it whole, send nothing of it.
             log.exception("unexpected error in operation %s", prepared.operation_label)
-            return _error("internal error", 500, media_type, Code.INTERNAL)
-        scope["graphql_operation"] = prepared.operation_label
-        scope["graphql_outcome"] = result.outcome
-        status = (
-            400 if result.outcome == "request_error" and media_type == GRAPHQL_RESPONSE else 200
-        )
-        return Reply(status, result.body, media_type)
+            raise _Failed(500, "internal error") from None
 
-    def _from_query_string(self, scope: Scope) -> tuple[str, str | None, dict[str, Any] | None]:
+    async def _answer_batch(
+        self,
+        scope: Scope,
+        pool: asyncpg.Pool,
+        principal: Principal,
+        items: list[Params | ApiError],
+        media_type: str,
+    ) -> Reply:
+        """A batch's requests one after another, each as if sent on its own (its own
+        transaction; a mutation before a query is seen by it), answered in their order. A
+        request that fails is answered in its place; once the database is unavailable, the
+        rest are answered so without running."""
+        bodies: list[bytes] = []
+        outcomes: list[str] = []
+        failed: _Failed | None = None
+        for item in items:
+            if failed is not None:  # the database is unavailable: the rest are not tried
+                bodies.append(failed.body)
+                outcomes.append(failed.outcome)
+            elif isinstance(item, ApiError):
+                bodies.append(orjson.dumps({"errors": [item.to_dict()]}))
+                outcomes.append("request_error")
+            else:
+                prepared = self.executor.prepare(item[0], item[1])
+                try:
+                    result = await self._run(pool, principal, prepared, item[2])
+                except _Failed as error:
+                    failed = error if error.status == 503 else None
+                    bodies.append(error.body)
+                    outcomes.append(error.outcome)
+                else:
+                    bodies.append(result.body)
+                    outcomes.append(result.outcome)
+        scope["graphql_operation"] = "batch"
+        scope["graphql_outcome"] = max(outcomes, key=_SEVERITY.index)
+        return Reply(200, b"[" + b",".join(bodies) + b"]", media_type)
+
+    def _from_query_string(self, scope: Scope) -> Params:
         q = QueryParams(scope["query_string"])
         query = q.get("query")
         if not query:
@@ -221,7 +274,7 @@ class GraphQLEndpoint:
 
     async def _from_body(
         self, receive: Receive, headers: dict[bytes, str]
-    ) -> tuple[str, str | None, dict[str, Any] | None]:
+    ) -> Params | list[Params | ApiError]:
         content_type, *parameters = headers.get(b"content-type", "").lower().split(";")
         content_type = content_type.strip()
         for parameter in parameters:
@@ -242,19 +295,25 @@ class GraphQLEndpoint:
             raise _UnsupportedMediaType
         payload = _json(body, "the body")
         if isinstance(payload, list):
-            raise BadUserInput("batched requests are not supported: send one operation a request")
-        if not isinstance(payload, dict):
-            raise BadUserInput("the body must be a JSON object with a `query`")
-        extensions = payload.get("extensions")
-        if extensions is not None and not isinstance(extensions, dict):
-            raise BadUserInput("`extensions` must be a JSON object")
-        query = payload.get("query")
-        if not isinstance(query, str) or not query:
-            raise BadUserInput("missing `query` (a string)")
-        operation_name = payload.get("operationName")
-        if operation_name is not None and not isinstance(operation_name, str):
-            raise BadUserInput("`operationName` must be a string")
-        return query, operation_name or None, _check_variables(payload.get("variables"))
+            return self._batch(payload)
+        return _request(payload)
+
+    def _batch(self, payload: list[Any]) -> list[Params | ApiError]:
+        """A JSON array of requests: each is checked on its own, and a bad one is answered
+        in its place without stopping the others."""
+        if self.max_batch == 0:
+            raise BadUserInput("batched requests are turned off: send one operation a request")
+        if not payload:
+            raise BadUserInput("an empty batch: send at least one request")
+        if len(payload) > self.max_batch:
+            raise LimitExceeded(f"a batch may hold at most {self.max_batch} requests")
+        items: list[Params | ApiError] = []
+        for item in payload:
+            try:
+                items.append(_request(item))
+            except ApiError as error:
+                items.append(error)
+        return items
 
     async def _read_body(self, receive: Receive) -> bytes:
         """The request body, refused as soon as it grows past the limit."""
@@ -274,6 +333,44 @@ class GraphQLEndpoint:
                 chunks.append(chunk)
                 return b"".join(chunks)
             chunks.append(chunk)
+
+
+Params = tuple[str, str | None, dict[str, Any] | None]  # query, operation name, variables
+
+
+def _request(payload: Any) -> Params:
+    """One GraphQL request object: its query, operation name and variables."""
+    if not isinstance(payload, dict):
+        raise BadUserInput("the body must be a JSON object with a `query`")
+    extensions = payload.get("extensions")
+    if extensions is not None and not isinstance(extensions, dict):
+        raise BadUserInput("`extensions` must be a JSON object")
+    query = payload.get("query")
+    if not isinstance(query, str) or not query:
+        raise BadUserInput("missing `query` (a string)")
+    operation_name = payload.get("operationName")
+    if operation_name is not None and not isinstance(operation_name, str):
+        raise BadUserInput("`operationName` must be a string")
+    return query, operation_name or None, _check_variables(payload.get("variables"))
+
+
+# a batch's outcome in logs and metrics: the worst of its requests'
+_SEVERITY = ["ok", "request_error", "field_error", "unavailable", "internal_error"]
+
+
+class _Failed(Exception):
+    """An operation that failed through no fault of the client's: a 503 or a 500."""
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        self.body = orjson.dumps(
+            {"errors": [{"message": message, "extensions": {"code": "INTERNAL"}}]}
+        )
+        self.outcome = "unavailable" if status == 503 else "internal_error"
+
+    def reply(self, media_type: str) -> Reply:
+        reply = Reply(self.status, self.body, media_type)
+        return reply.with_header("Retry-After", "1") if self.status == 503 else reply
 
 
 class _TooLarge(Exception):
