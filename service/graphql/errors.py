@@ -19,6 +19,8 @@ class Code(StrEnum):
     CONFLICT = "CONFLICT"
     LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
     INTERNAL = "INTERNAL"
+    # Apollo's persisted-query protocol: clients resend the query when they see it
+    PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
 
 
 class ApiError(Exception):

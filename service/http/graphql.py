@@ -27,6 +27,7 @@ from service.graphql.errors import (
 from service.graphql.execute import Document, Executor, Result
 from service.http.graphiql import graphiql_response, wants_graphiql
 from service.http.observe import CLIENT_CLOSED
+from service.http.persisted import PersistedQueries
 
 log = logging.getLogger("service.graphql")
 
@@ -103,6 +104,7 @@ class GraphQLEndpoint:
         self.caller_context = caller_context or CallerContext(session_state=False)
         self.max_body_bytes = max_body_bytes
         self.max_batch = max_batch  # requests in one batch; 0: batches are refused
+        self.persisted = PersistedQueries()
         self.graphiql = graphiql
 
     async def handle(self, request: Request) -> Response:
@@ -265,11 +267,12 @@ class GraphQLEndpoint:
     def _from_query_string(self, scope: Scope) -> Params:
         q = QueryParams(scope["query_string"])
         query = q.get("query")
-        if not query:
-            raise BadUserInput("missing `query`")
-        variables = None
+        variables = extensions = None
         if q.get("variables"):
             variables = _json(q["variables"], "`variables`")
+        if q.get("extensions"):
+            extensions = _check_extensions(_json(q["extensions"], "`extensions`"))
+        query = self.persisted.query_for(query or None, extensions)
         return query, q.get("operationName") or None, _check_variables(variables)
 
     async def _from_body(
@@ -296,7 +299,7 @@ class GraphQLEndpoint:
         payload = _json(body, "the body")
         if isinstance(payload, list):
             return self._batch(payload)
-        return _request(payload)
+        return self._request(payload)
 
     def _batch(self, payload: list[Any]) -> list[Params | ApiError]:
         """A JSON array of requests: each is checked on its own, and a bad one is answered
@@ -310,10 +313,22 @@ class GraphQLEndpoint:
         items: list[Params | ApiError] = []
         for item in payload:
             try:
-                items.append(_request(item))
+                items.append(self._request(item))
             except ApiError as error:
                 items.append(error)
         return items
+
+    def _request(self, payload: Any) -> Params:
+        """One GraphQL request object: its query (sent, or found by its hash), operation name
+        and variables."""
+        if not isinstance(payload, dict):
+            raise BadUserInput("the body must be a JSON object with a `query`")
+        extensions = _check_extensions(payload.get("extensions"))
+        query = self.persisted.query_for(payload.get("query"), extensions)
+        operation_name = payload.get("operationName")
+        if operation_name is not None and not isinstance(operation_name, str):
+            raise BadUserInput("`operationName` must be a string")
+        return query, operation_name or None, _check_variables(payload.get("variables"))
 
     async def _read_body(self, receive: Receive) -> bytes:
         """The request body, refused as soon as it grows past the limit."""
@@ -338,20 +353,10 @@ class GraphQLEndpoint:
 Params = tuple[str, str | None, dict[str, Any] | None]  # query, operation name, variables
 
 
-def _request(payload: Any) -> Params:
-    """One GraphQL request object: its query, operation name and variables."""
-    if not isinstance(payload, dict):
-        raise BadUserInput("the body must be a JSON object with a `query`")
-    extensions = payload.get("extensions")
+def _check_extensions(extensions: Any) -> dict[str, Any] | None:
     if extensions is not None and not isinstance(extensions, dict):
         raise BadUserInput("`extensions` must be a JSON object")
-    query = payload.get("query")
-    if not isinstance(query, str) or not query:
-        raise BadUserInput("missing `query` (a string)")
-    operation_name = payload.get("operationName")
-    if operation_name is not None and not isinstance(operation_name, str):
-        raise BadUserInput("`operationName` must be a string")
-    return query, operation_name or None, _check_variables(payload.get("variables"))
+    return extensions
 
 
 # a batch's outcome in logs and metrics: the worst of its requests'

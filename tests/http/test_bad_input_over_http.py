@@ -435,7 +435,10 @@ async def test_other_methods_are_405(service, method):
             },
             200,
         ),
-        ({"query": "{ posts(first: 1) { nodes { title } } }", "extensions": "{"}, 200),
+        # read since persisted queries: like POST's, they must be a JSON object
+        ({"query": "{ posts(first: 1) { nodes { title } } }", "extensions": "{"}, 400),
+        ({"query": "{ posts(first: 1) { nodes { title } } }", "extensions": "[]"}, 400),
+        ({"query": "{ posts(first: 1) { nodes { title } } }", "extensions": "{}"}, 200),
     ],
 )
 async def test_get_with_bad_parameters_is_a_clear_error(service, params, status):
