@@ -123,3 +123,18 @@ async def fetch_sql(url: DatabaseURL, sql: str) -> list[asyncpg.Record]:
         return list(await connection.fetch(sql))
     finally:
         await connection.close()
+
+
+def sign_token(env: dict[str, str], email: str = "e2e@example.com") -> str:
+    """A token from `service token` (its user created if missing), as a developer gets one."""
+    result = subprocess.run(
+        [*SERVICE, "token", "--email", email],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()

@@ -23,7 +23,7 @@ import pytest
 
 from service.http.graphiql import BUILD_COMMAND, assets_built, assets_missing_message
 from tests.served import served
-from tests.support import ROOT, SERVICE, Server, service_env
+from tests.support import ROOT, Server, service_env, sign_token
 
 SPEC = ROOT / "tests" / "e2e" / "graphiql.spec.mjs"
 ARTIFACTS = ROOT / "tests" / "e2e" / "artifacts"
@@ -63,21 +63,6 @@ class BrowserRun:
     returncode: int
 
 
-def sign_token(env: dict[str, str]) -> str:
-    """A token from `service token`, as a developer gets one for GraphiQL."""
-    result = subprocess.run(
-        [*SERVICE, "token", "--email", EMAIL],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
-
-
 @pytest.fixture(scope="module")
 def browser_run(postgres: Server, template: str) -> Iterator[BrowserRun]:
     if reason := missing_tools():
@@ -95,7 +80,9 @@ def browser_run(postgres: Server, template: str) -> Iterator[BrowserRun]:
     try:
         asyncio.run(_seed(url.asyncpg_kwargs()))
         with served(url, JWT_SECRET=JWT_SECRET) as base:
-            token = sign_token(service_env(DATABASE_URL=url.sqlalchemy, JWT_SECRET=JWT_SECRET))
+            token = sign_token(
+                service_env(DATABASE_URL=url.sqlalchemy, JWT_SECRET=JWT_SECRET), EMAIL
+            )
             spec_env = {
                 **os.environ,
                 "GRAPHIQL_E2E_BASE_URL": base,

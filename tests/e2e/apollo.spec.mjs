@@ -1,0 +1,94 @@
+// Apollo Client (the npm package, unmodified) against the running service: its persisted-query
+// link with hashed queries over GET, and its BatchHttpLink. Every HTTP exchange is recorded;
+// the summary is printed as one JSON line for tests/http/test_apollo_client.py to check.
+//   APOLLO_E2E_BASE_URL=http://127.0.0.1:8000 APOLLO_E2E_TOKEN=... node tests/e2e/apollo.spec.mjs
+import { createHash } from "node:crypto";
+import { createRequire } from "node:module";
+
+// The packages live in graphiql/node_modules (graphiql/package.json's devDependencies).
+const require = createRequire(new URL("../../graphiql/package.json", import.meta.url));
+const { ApolloClient, ApolloLink, InMemoryCache, HttpLink, gql } = require("@apollo/client");
+const { BatchHttpLink } = require("@apollo/client/link/batch-http");
+const { createPersistedQueryLink } = require("@apollo/client/link/persisted-queries");
+
+const base = process.env.APOLLO_E2E_BASE_URL;
+const token = process.env.APOLLO_E2E_TOKEN;
+const uri = `${base}/graphql`;
+
+const exchanges = [];
+async function recordingFetch(url, options = {}) {
+  const response = await fetch(url, options);
+  const text = await response.clone().text();
+  const sent = options.body ? JSON.parse(options.body) : null;
+  const query = new URL(url).searchParams;
+  exchanges.push({
+    method: options.method || "GET",
+    sentQuery: Array.isArray(sent) ? sent.map((s) => "query" in s) : sent ? "query" in sent : query.has("query"),
+    batchSize: Array.isArray(sent) ? sent.length : null,
+    hashed: Boolean(
+      (sent && !Array.isArray(sent) && sent.extensions?.persistedQuery) ||
+        query.get("extensions")?.includes("persistedQuery"),
+    ),
+    status: response.status,
+    body: JSON.parse(text),
+  });
+  return response;
+}
+
+const sha256 = (text) => createHash("sha256").update(text).digest("hex");
+const COUNT = gql`
+  query Count {
+    posts {
+      totalCount
+    }
+  }
+`;
+
+async function persistedQueries() {
+  const client = new ApolloClient({
+    cache: new InMemoryCache(),
+    link: createPersistedQueryLink({ sha256, useGETForHashedQueries: true }).concat(
+      new HttpLink({ uri, fetch: recordingFetch }),
+    ),
+  });
+  const first = await client.query({ query: COUNT, fetchPolicy: "network-only" });
+  const second = await client.query({ query: COUNT, fetchPolicy: "network-only" });
+  return { results: [first.data, second.data], exchanges: exchanges.splice(0) };
+}
+
+async function batches() {
+  const auth = new ApolloLink((operation, forward) => {
+    operation.setContext({ headers: { authorization: `Bearer ${token}` } });
+    return forward(operation);
+  });
+  const client = new ApolloClient({
+    cache: new InMemoryCache(),
+    link: auth.concat(new BatchHttpLink({ uri, batchMax: 10, batchInterval: 20, fetch: recordingFetch })),
+  });
+  const create = gql`
+    mutation Create($title: String!) {
+      createPost(input: { title: $title, content: "from Apollo" }) {
+        title
+      }
+    }
+  `;
+  const titles = gql`
+    query Titles {
+      posts(orderBy: [{ title: ASC }]) {
+        nodes {
+          title
+        }
+      }
+    }
+  `;
+  // issued together: one request carries all three, answered in order
+  const [made, count, listed] = await Promise.all([
+    client.mutate({ mutation: create, variables: { title: "Batched" } }),
+    client.query({ query: COUNT, fetchPolicy: "network-only" }),
+    client.query({ query: titles, fetchPolicy: "network-only" }),
+  ]);
+  return { results: [made.data, count.data, listed.data], exchanges: exchanges.splice(0) };
+}
+
+const summary = { persisted: await persistedQueries(), batches: await batches() };
+console.log(JSON.stringify(summary));

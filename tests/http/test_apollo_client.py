@@ -1,0 +1,84 @@
+"""Apollo Client itself (the npm package) against `service serve`: its persisted-query link and
+its BatchHttpLink speak to the service as they would from a frontend. tests/e2e/apollo.spec.mjs
+drives the client and records every HTTP exchange; the assertions are here.
+
+Without node the test is skipped on a developer's machine and fails in CI (CI=true).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.http.test_graphiql_browser import sign_token
+from tests.served import served
+from tests.support import ROOT, Server, service_env
+
+SPEC = ROOT / "tests" / "e2e" / "apollo.spec.mjs"
+APOLLO = ROOT / "graphiql" / "node_modules" / "@apollo" / "client"
+JWT_SECRET = "apollo-e2e-secret-apollo-e2e-secret-0123"
+
+
+@pytest.fixture(scope="module")
+def observed(postgres: Server, template: str) -> dict[str, Any]:
+    if shutil.which("node") is None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("CI must run the Apollo Client test, but node is not on PATH")
+        pytest.skip("node is not on PATH (./dev puts the venv's Node.js there)")
+    if not APOLLO.is_dir():
+        pytest.fail("@apollo/client is not installed: run graphiql/build.sh (it runs npm ci)")
+    name = f"apollo_e2e_{os.getpid()}"
+    postgres.run(f"CREATE DATABASE {name} TEMPLATE {template}")
+    url = postgres.url(name)
+    try:
+        with served(url, JWT_SECRET=JWT_SECRET) as base:
+            token = sign_token(service_env(DATABASE_URL=url.sqlalchemy, JWT_SECRET=JWT_SECRET))
+            result = subprocess.run(
+                ["node", str(SPEC)],
+                cwd=ROOT,
+                env={**os.environ, "APOLLO_E2E_BASE_URL": base, "APOLLO_E2E_TOKEN": token},
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+    finally:
+        postgres.run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary: dict[str, Any] = orjson.loads(result.stdout.strip().splitlines()[-1])
+    return summary
+
+
+def test_apollos_persisted_query_link_sends_the_query_once_then_the_hash_over_get(observed):
+    run = observed["persisted"]
+    # (Apollo adds __typename to every selection)
+    assert run["results"] == [{"posts": {"__typename": "PostConnection", "totalCount": 0}}] * 2
+    steps = [(e["method"], e["hashed"], e["sentQuery"], e["status"]) for e in run["exchanges"]]
+    assert steps == [
+        ("GET", True, False, 400),  # the hash alone: the service does not know it yet
+        ("POST", True, True, 200),  # the link sends the query with its hash: registered
+        ("GET", True, False, 200),  # from then on the hash alone, over GET
+    ]
+    [not_found] = run["exchanges"][0]["body"]["errors"]
+    assert not_found["message"] == "PersistedQueryNotFound"
+
+
+def test_apollos_batch_link_gets_each_answer_in_its_place(observed):
+    run = observed["batches"]
+    [exchange] = run["exchanges"]
+    assert (exchange["method"], exchange["batchSize"], exchange["status"]) == ("POST", 3, 200)
+    made, count, listed = run["results"]
+    assert made == {"createPost": {"__typename": "Post", "title": "Batched"}}
+    # the mutation before it in the batch ran first
+    assert count == {"posts": {"__typename": "PostConnection", "totalCount": 1}}
+    assert listed == {
+        "posts": {
+            "__typename": "PostConnection",
+            "nodes": [{"__typename": "Post", "title": "Batched"}],
+        }
+    }
