@@ -45,6 +45,7 @@ from service.http.metrics import (
     set_migration_state,
 )
 from service.http.observe import RequestObserver
+from service.http.persisted import PersistedQueries, load_trusted_documents
 from service.logs import setup_logging
 from service.settings import Settings, get_settings
 
@@ -65,6 +66,28 @@ def create_executor(settings: Settings, catalog: Catalog | None = None) -> Execu
             introspection=not settings.is_production,
         ),
     )
+
+
+def persisted_queries(settings: Settings, executor: Executor) -> PersistedQueries:
+    """Automatic persisted queries, and the trusted documents of TRUSTED_DOCUMENTS_FILE."""
+    path = settings.trusted_documents_file
+    if path is None:
+        return PersistedQueries()
+    trusted = load_trusted_documents(path)
+    # Said at start rather than at the first request: a manifest built for another schema.
+    invalid = [i for i, d in trusted.items() if executor.prepare(d, None).errors]
+    if invalid:
+        log.warning(
+            "%d of the %d trusted documents in %s are not valid against this schema "
+            "(ids %s): requests for them will fail",
+            len(invalid),
+            len(trusted),
+            path,
+            ", ".join(invalid[:5]) + (", ..." if len(invalid) > 5 else ""),
+        )
+    only = "; no other query text runs" if settings.trusted_documents_only else ""
+    log.info("%d trusted documents from %s%s", len(trusted), path, only)
+    return PersistedQueries(trusted=trusted, trusted_only=settings.trusted_documents_only)
 
 
 @dataclass
@@ -142,6 +165,7 @@ def create_app(
             session_state=settings.database_pooler != "pgbouncer",
             wait_timeout=settings.db_pool_timeout,
         ),
+        persisted=persisted_queries(settings, executor),
     )
 
     routes: list[BaseRoute] = [

@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_000_000, ge=1)
     # requests in one batch (a JSON array of them); 0 refuses batches
     max_batch_operations: int = Field(10, ge=0)
+    # Trusted documents: the operations a frontend build declared (Apollo's persisted query
+    # manifest, or a map of id -> document); with `_only`, no other query text runs.
+    trusted_documents_file: Path | None = None
+    trusted_documents_only: bool = False
 
     # HTTP.
     host: str = "127.0.0.1"
@@ -116,6 +120,8 @@ class Settings(BaseSettings):
                     "JWT_SECRET is the built-in development secret; set JWT_SECRET (or "
                     "JWT_JWKS_URL / JWT_JWKS_FILE) before running with ENVIRONMENT=production"
                 )
+        if self.trusted_documents_only and self.trusted_documents_file is None:
+            raise ValueError("TRUSTED_DOCUMENTS_ONLY needs TRUSTED_DOCUMENTS_FILE")
         if self.default_page_size > self.max_page_size:
             raise ValueError("DEFAULT_PAGE_SIZE must not exceed MAX_PAGE_SIZE")
         return self

@@ -68,6 +68,11 @@ def _error(message: str, status: int, media_type: str, code: Code = Code.BAD_USE
     return Reply(status, body, media_type)
 
 
+def _status(error: ApiError) -> int:
+    """A request refused before anything ran: 403 for an operation that is not allowed here."""
+    return 403 if error.code is Code.FORBIDDEN else 400
+
+
 def _response_type(headers: dict[bytes, str]) -> str:
     if GRAPHQL_RESPONSE in headers.get(b"accept", ""):
         return GRAPHQL_RESPONSE
@@ -96,6 +101,7 @@ class GraphQLEndpoint:
         graphiql: bool,
         caller_context: CallerContext | None = None,
         max_batch: int = 10,
+        persisted: PersistedQueries | None = None,
     ) -> None:
         self.executor = executor
         self.authenticator = authenticator
@@ -104,7 +110,7 @@ class GraphQLEndpoint:
         self.caller_context = caller_context or CallerContext(session_state=False)
         self.max_body_bytes = max_body_bytes
         self.max_batch = max_batch  # requests in one batch; 0: batches are refused
-        self.persisted = PersistedQueries()
+        self.persisted = persisted or PersistedQueries()
         self.graphiql = graphiql
 
     async def handle(self, request: Request) -> Response:
@@ -153,12 +159,12 @@ class GraphQLEndpoint:
             try:
                 params = self._from_query_string(scope)
             except ApiError as error:
-                return _error(error.message, 400, media_type, error.code)
+                return _error(error.message, _status(error), media_type, error.code)
         else:
             try:
                 params = await self._from_body(receive, headers)
             except ApiError as error:
-                return _error(error.message, 400, media_type, error.code)
+                return _error(error.message, _status(error), media_type, error.code)
             except _UnsupportedMediaType:
                 return _error(
                     "send JSON (Content-Type: application/json) or application/graphql",
@@ -272,7 +278,7 @@ class GraphQLEndpoint:
             variables = _json(q["variables"], "`variables`")
         if q.get("extensions"):
             extensions = _check_extensions(_json(q["extensions"], "`extensions`"))
-        query = self.persisted.query_for(query or None, extensions)
+        query = self.persisted.query_for(query or None, extensions, q.get("documentId"))
         return query, q.get("operationName") or None, _check_variables(variables)
 
     async def _from_body(
@@ -324,7 +330,9 @@ class GraphQLEndpoint:
         if not isinstance(payload, dict):
             raise BadUserInput("the body must be a JSON object with a `query`")
         extensions = _check_extensions(payload.get("extensions"))
-        query = self.persisted.query_for(payload.get("query"), extensions)
+        query = self.persisted.query_for(
+            payload.get("query"), extensions, payload.get("documentId")
+        )
         operation_name = payload.get("operationName")
         if operation_name is not None and not isinstance(operation_name, str):
             raise BadUserInput("`operationName` must be a string")
