@@ -32,6 +32,7 @@ from service.errors import StartupError
 from service.graphql.catalog import Catalog
 from service.graphql.execute import Executor, Limits
 from service.graphql.schema import build_schema
+from service.http.compress import ResponseCompression
 from service.http.graphiql import ASSETS_PATH, graphiql_assets_app
 from service.http.graphql import GraphQLEndpoint
 from service.http.health import livez, readyz
@@ -166,6 +167,9 @@ def create_app(
             wait_timeout=settings.db_pool_timeout,
         ),
         persisted=persisted_queries(settings, executor),
+        compression=ResponseCompression(
+            level=settings.gzip_level, min_bytes=settings.gzip_min_bytes
+        ),
     )
 
     routes: list[BaseRoute] = [

@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     # Browser origins allowed to call the API (`*` for any): a comma-separated list or JSON.
     cors_origins: Annotated[list[str], NoDecode] = []
+    # gzip for /graphql responses of at least `gzip_min_bytes` when the client accepts it;
+    # zlib's level, 1 (fastest) to 9; 0 turns it off
+    gzip_level: int = Field(1, ge=0, le=9)
+    gzip_min_bytes: int = Field(1024, ge=0)
     log_format: LogFormat | None = None  # default: json in production, text elsewhere
     log_level: str = "INFO"
 

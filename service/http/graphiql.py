@@ -30,6 +30,8 @@ from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, R
 from starlette.staticfiles import NotModifiedResponse, StaticFiles
 from starlette.types import Scope
 
+from service.http.negotiate import accepted, accepts_coding
+
 __all__ = [
     "ASSETS_PATH",
     "BUILD_COMMAND",
@@ -240,31 +242,12 @@ def graphiql_html(
 """
 
 
-def _accepted(header: str) -> dict[str, float]:
-    """Media types or codings of an Accept or Accept-Encoding header with their q-values."""
-    result: dict[str, float] = {}
-    for item in header.split(","):
-        name, *params = (part.strip() for part in item.split(";"))
-        if not name:
-            continue
-        q = 1.0
-        for param in params:
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        result[name.lower()] = q
-    return result
-
-
 def wants_graphiql(request: Request) -> bool:
     """A browser navigating to the endpoint: GET (or HEAD) without a `query` parameter and an
     Accept header that names text/html. API clients sending `Accept: */*` get the API."""
     if request.method not in ("GET", "HEAD") or "query" in request.query_params:
         return False
-    return _accepted(request.headers.get("accept", "")).get("text/html", 0.0) > 0.0
+    return accepted(request.headers.get("accept", "")).get("text/html", 0.0) > 0.0
 
 
 def graphiql_response(
@@ -328,9 +311,9 @@ class PrecompressedStaticFiles(StaticFiles):
         compressible = suffix not in (".gz", ".br")
         if compressible:
             headers["Vary"] = "Accept-Encoding"
-            accepted = _accepted(request_headers.get("accept-encoding", ""))
+            accept_encoding = request_headers.get("accept-encoding", "")
             for coding, extension in _ENCODINGS:
-                if accepted.get(coding, accepted.get("*", 0.0)) <= 0.0:
+                if not accepts_coding(accept_encoding, coding):
                     continue
                 variant = f"{os.fspath(full_path)}{extension}"
                 try:

@@ -25,6 +25,7 @@ from service.graphql.errors import (
     LimitExceeded,
 )
 from service.graphql.execute import Document, Executor, Result
+from service.http.compress import ResponseCompression
 from service.http.graphiql import graphiql_response, wants_graphiql
 from service.http.observe import CLIENT_CLOSED
 from service.http.persisted import PersistedQueries
@@ -79,7 +80,9 @@ def _response_type(headers: dict[bytes, str]) -> str:
     return JSON
 
 
-_READ_HEADERS = frozenset((b"authorization", b"accept", b"content-type", b"content-length"))
+_READ_HEADERS = frozenset(
+    (b"authorization", b"accept", b"accept-encoding", b"content-type", b"content-length")
+)
 
 
 def _headers(scope: Scope) -> dict[bytes, str]:
@@ -102,6 +105,7 @@ class GraphQLEndpoint:
         caller_context: CallerContext | None = None,
         max_batch: int = 10,
         persisted: PersistedQueries | None = None,
+        compression: ResponseCompression | None = None,
     ) -> None:
         self.executor = executor
         self.authenticator = authenticator
@@ -112,6 +116,7 @@ class GraphQLEndpoint:
         self.max_batch = max_batch  # requests in one batch; 0: batches are refused
         self.persisted = persisted or PersistedQueries()
         self.graphiql = graphiql
+        self.compression = compression or ResponseCompression(level=0)
 
     async def handle(self, request: Request) -> Response:
         """The route's endpoint: GET and HEAD (queries; GraphiQL for browsers), and POST where
@@ -137,7 +142,16 @@ class GraphQLEndpoint:
         reply = await self._answer(scope, receive, headers, media_type, state.pool)
         if state.shutting_down:
             reply = reply.with_header("Connection", "close")  # clients reconnect elsewhere
+        if self.compression.applies(reply.body):
+            reply = await self._compressed(reply, headers.get(b"accept-encoding", ""))
         return reply
+
+    async def _compressed(self, reply: Reply, accept_encoding: str) -> Reply:
+        reply = reply.with_header("Vary", "Accept-Encoding")  # for caches between us and clients
+        if not self.compression.accepted(accept_encoding):
+            return reply
+        body = await self.compression.gzip(reply.body)
+        return replace(reply, body=body).with_header("Content-Encoding", "gzip")
 
     async def _answer(
         self,

@@ -8,6 +8,7 @@ process's values in files there, and a scrape of any worker adds them up.
 from __future__ import annotations
 
 import glob
+import gzip
 import os
 import re
 
@@ -24,6 +25,8 @@ from prometheus_client import (
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
+
+from service.http.negotiate import accepts_coding
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -125,20 +128,27 @@ def mark_this_process_dead() -> None:
         multiprocess.mark_process_dead(os.getpid(), path)
 
 
-def _exposition() -> bytes:
+def _exposition(gzipped: bool) -> bytes:
     path = multiprocess_dir()
     if path is None:
-        return generate_latest(REGISTRY)
-    _forget_dead_processes(path)
-    registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, path)
-    return generate_latest(registry)
+        text = generate_latest(REGISTRY)
+    else:
+        _forget_dead_processes(path)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path)
+        text = generate_latest(registry)
+    # Prometheus asks for gzip; a hundred operations' histograms are hundreds of kB of text.
+    return gzip.compress(text, compresslevel=1, mtime=0) if gzipped else text
 
 
 async def metrics(request: Request) -> Response:
     refresh = getattr(request.app.state, "refresh_metrics", None)
     if refresh is not None:
         refresh()
+    gzipped = accepts_coding(request.headers.get("accept-encoding", ""), "gzip")
     # Reading the other processes' files is file I/O: off the event loop.
-    body = await run_in_threadpool(_exposition)
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
+    body = await run_in_threadpool(_exposition, gzipped)
+    headers = {"Vary": "Accept-Encoding"}
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
+    return Response(body, media_type=CONTENT_TYPE_LATEST, headers=headers)
