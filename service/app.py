@@ -20,7 +20,7 @@ from types import FrameType
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.auth import Authenticator
@@ -47,6 +47,7 @@ from service.http.metrics import (
 )
 from service.http.observe import RequestObserver
 from service.http.persisted import PersistedQueries, load_trusted_documents
+from service.http.websocket import GraphQLWebSocket
 from service.logs import setup_logging
 from service.settings import Settings, get_settings
 
@@ -174,6 +175,15 @@ def create_app(
 
     routes: list[BaseRoute] = [
         Route("/graphql", endpoint.handle, methods=["GET", "POST"]),
+        WebSocketRoute(
+            "/graphql",
+            GraphQLWebSocket(
+                endpoint,
+                poll_seconds=settings.subscription_poll_seconds,
+                max_subscriptions=settings.max_subscriptions_per_connection,
+                max_message_bytes=settings.max_body_bytes,
+            ).handle,
+        ),
         Route("/livez", livez, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),

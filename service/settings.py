@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     trusted_documents_file: Path | None = None
     trusted_documents_only: bool = False
 
+    # Subscriptions (live queries over WebSocket): how often each one's query runs again,
+    # and how many one connection may hold.
+    subscription_poll_seconds: float = Field(1.0, ge=0.05)
+    max_subscriptions_per_connection: int = Field(20, ge=0)
+
     # HTTP.
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)

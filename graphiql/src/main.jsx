@@ -32,9 +32,12 @@ globalThis.MonacoEnvironment = {
   },
 };
 
-const fetcher = createGraphiQLFetcher({
-  url: new URL(config.endpoint, document.baseURI).href,
-});
+const endpoint = new URL(config.endpoint, document.baseURI);
+// Subscriptions (live queries) go over a WebSocket to the same endpoint; the headers editor's
+// Authorization travels in connection_init's payload, where the service reads it.
+const subscriptionUrl = new URL(endpoint);
+subscriptionUrl.protocol = endpoint.protocol === 'https:' ? 'wss:' : 'ws:';
+const fetcher = createGraphiQLFetcher({ url: endpoint.href, subscriptionUrl: subscriptionUrl.href });
 
 const plugins = [HISTORY_PLUGIN, explorerPlugin()];
 

@@ -119,6 +119,11 @@ class Document:
     def is_mutation(self) -> bool:
         return self.operation is not None and self.operation.operation is OperationType.MUTATION
 
+    @property
+    def is_subscription(self) -> bool:
+        operation = self.operation
+        return operation is not None and operation.operation is OperationType.SUBSCRIPTION
+
 
 @dataclass
 class Compiled:
@@ -194,8 +199,6 @@ class Executor:
             if not found:
                 return Document(errors=[_bad(f"no operation named {operation_name!r}")])
             operation = found[0]
-        if operation.operation is OperationType.SUBSCRIPTION:
-            return Document(errors=[_bad("subscriptions are not supported")])
         fragments = {
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
         }
@@ -288,7 +291,7 @@ class Executor:
         plan = self.planner.plan(operation, prepared.fragments, coerced, prepared.variable_types)
         self._check_rows(plan)
         read = None
-        if plan.kind is OperationType.QUERY:
+        if plan.kind is not OperationType.MUTATION:  # a query, or a live query's each run
             emitter = Emitter(self.catalog, max_page_size=self.limits.max_page_size)
             pairs = []
             for f in plan.fields:

@@ -189,51 +189,68 @@ def build_schema(catalog: Catalog) -> GeneratedSchema:
     for model in catalog:
         _define_model_types(b, catalog, model)
 
-    query_fields: list[StrawberryField] = []
+    b.ns["strawberry"] = strawberry
     mutation_fields: list[StrawberryField] = []
     for model in catalog:
+        mutation_fields.extend(_mutation_fields(b, model))
+    query = b.define("Query", _read_fields(b, catalog, live=False))
+    mutation = b.define("Mutation", mutation_fields) if mutation_fields else None
+    # Live queries: the same fields, whose answer is sent again whenever it changes.
+    subscription = b.define(
+        "Subscription",
+        _read_fields(b, catalog, live=True),
+        description="Live queries over WebSocket: each field as in Query, sent again whenever "
+        "its answer changes.",
+    )
+    b.finish()
+    object_types = [b.ns[m.type_name] for m in catalog]
+    schema = strawberry.Schema(
+        query=query, mutation=mutation, subscription=subscription, types=object_types
+    )
+    return GeneratedSchema(schema=schema, catalog=catalog)
+
+
+def _read_fields(b: _Builder, catalog: Catalog, *, live: bool) -> list[StrawberryField]:
+    """The root fields that read: Query's, and Subscription's (`live`) with the same shape."""
+    then = " Sent again whenever it changes." if live else ""
+    fields: list[StrawberryField] = []
+    for model in catalog:
         pk = model.primary_key
-        query_fields.append(
+        fields.append(
             b.field(
                 model.single,
                 f"{model.type_name} | None",
                 args={pk.field: (f"{_PYTHON_SCALARS[pk.scalar]}", UNSET)},
-                description=f"One {model.type_name} by its {pk.field}, or null if not visible.",
+                description=f"One {model.type_name} by its {pk.field}, or null if not visible."
+                + then,
             )
         )
-        query_fields.append(
+        fields.append(
             b.field(
                 model.plural,
                 f"{model.type_name}Connection",
                 args=connection_args(model),
-                description=f"A page of {model.type_name} rows visible to the caller.",
+                description=f"A page of {model.type_name} rows visible to the caller." + then,
             )
         )
-        mutation_fields.extend(_mutation_fields(b, model))
-    query_fields.append(
+    fields.append(
         b.field(
             "node",
             "Node | None",
             args={"nodeId": ("strawberry.ID", UNSET)},
-            description="Any object by its global `nodeId`.",
+            description="Any object by its global `nodeId`." + then,
         )
     )
-    b.ns["strawberry"] = strawberry
     viewer = next((m for m in catalog if m.table.fullname == "auth.users"), None)
     if viewer is not None:
-        query_fields.append(
+        fields.append(
             b.field(
                 "viewer",
                 f"{viewer.type_name} | None",
-                description="The caller's own user, or null when anonymous.",
+                description="The caller's own user, or null when anonymous." + then,
             )
         )
-    query = b.define("Query", query_fields)
-    mutation = b.define("Mutation", mutation_fields) if mutation_fields else None
-    b.finish()
-    object_types = [b.ns[m.type_name] for m in catalog]
-    schema = strawberry.Schema(query=query, mutation=mutation, types=object_types)
-    return GeneratedSchema(schema=schema, catalog=catalog)
+    return fields
 
 
 def _define_scalar_filter(b: _Builder, scalar: str, operators: tuple[str, ...]) -> None:

@@ -33,6 +33,17 @@ from service.http.persisted import PersistedQueries
 log = logging.getLogger("service.graphql")
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
+NEEDS_WEBSOCKET = orjson.dumps(
+    {
+        "errors": [
+            {
+                "message": "subscriptions are served over WebSocket at this endpoint "
+                "(graphql-transport-ws, as the graphql-ws client speaks it)",
+                "extensions": {"code": Code.BAD_USER_INPUT.value},
+            }
+        ]
+    }
+)
 JSON = "application/json"
 
 
@@ -203,8 +214,8 @@ class GraphQLEndpoint:
         if from_url and prepared.is_mutation:
             return _error("mutations need POST", 405, media_type).with_header("Allow", "POST")
         try:
-            result = await self._run(pool, principal, prepared, variables)
-        except _Failed as failed:
+            result = await self.run(pool, principal, prepared, variables)
+        except OperationFailed as failed:
             return failed.reply(media_type)
         scope["graphql_operation"] = prepared.operation_label
         scope["graphql_outcome"] = result.outcome
@@ -213,14 +224,19 @@ class GraphQLEndpoint:
         )
         return Reply(status, result.body, media_type)
 
-    async def _run(
+    async def run(
         self,
         pool: asyncpg.Pool,
         principal: Principal,
         prepared: Document,
         variables: dict[str, Any] | None,
+        *,
+        live: bool = False,
     ) -> Result:
-        """One operation as the caller. What is not the client's doing is raised as _Failed."""
+        """One operation as the caller; `live`: one run of a subscription (a WebSocket's). What
+        is not the client's doing is raised as OperationFailed."""
+        if prepared.is_subscription and not live:
+            return Result(NEEDS_WEBSOCKET, "request_error")
 
         async def run_in_transaction(work: Any, *, atomic: bool) -> Any:
             return await self.caller_context.run(pool, principal, work, atomic=atomic)
@@ -235,17 +251,17 @@ class GraphQLEndpoint:
         except NoConnectionInTime as error:
             # Overloaded or stalled: shed this request rather than queue it without end.
             log.warning("%s for operation %s", error, prepared.operation_label)
-            raise _Failed(503, DATABASE_BUSY) from None
+            raise OperationFailed(503, DATABASE_BUSY) from None
         except (OSError, asyncpg.InternalClientError) as error:
             # The database cannot be reached (restarting, failing over): one line, and a 503
             # that tells clients and proxies to retry. (asyncpg raises InternalClientError for a
             # connection the server closed a moment ago, before it has read the close.)
             log.warning("database unreachable in operation %s: %r", prepared.operation_label, error)
-            raise _Failed(503, DATABASE_UNAVAILABLE) from None
+            raise OperationFailed(503, DATABASE_UNAVAILABLE) from None
         except Exception:
             # A bug or an outage, not the client's doing: log it whole, send nothing of it.
             log.exception("unexpected error in operation %s", prepared.operation_label)
-            raise _Failed(500, "internal error") from None
+            raise OperationFailed(500, "internal error") from None
 
     async def _answer_batch(
         self,
@@ -261,7 +277,7 @@ class GraphQLEndpoint:
         rest are answered so without running."""
         bodies: list[bytes] = []
         outcomes: list[str] = []
-        failed: _Failed | None = None
+        failed: OperationFailed | None = None
         for item in items:
             if failed is not None:  # the database is unavailable: the rest are not tried
                 bodies.append(failed.body)
@@ -272,8 +288,8 @@ class GraphQLEndpoint:
             else:
                 prepared = self.executor.prepare(item[0], item[1])
                 try:
-                    result = await self._run(pool, principal, prepared, item[2])
-                except _Failed as error:
+                    result = await self.run(pool, principal, prepared, item[2])
+                except OperationFailed as error:
                     failed = error if error.status == 503 else None
                     bodies.append(error.body)
                     outcomes.append(error.outcome)
@@ -319,7 +335,7 @@ class GraphQLEndpoint:
         payload = _json(body, "the body")
         if isinstance(payload, list):
             return self._batch(payload)
-        return self._request(payload)
+        return self.request_params(payload)
 
     def _batch(self, payload: list[Any]) -> list[Params | ApiError]:
         """A JSON array of requests: each is checked on its own, and a bad one is answered
@@ -333,12 +349,12 @@ class GraphQLEndpoint:
         items: list[Params | ApiError] = []
         for item in payload:
             try:
-                items.append(self._request(item))
+                items.append(self.request_params(item))
             except ApiError as error:
                 items.append(error)
         return items
 
-    def _request(self, payload: Any) -> Params:
+    def request_params(self, payload: Any) -> Params:
         """One GraphQL request object: its query (sent, or found by its hash), operation name
         and variables."""
         if not isinstance(payload, dict):
@@ -385,7 +401,7 @@ def _check_extensions(extensions: Any) -> dict[str, Any] | None:
 _SEVERITY = ["ok", "request_error", "field_error", "unavailable", "internal_error"]
 
 
-class _Failed(Exception):
+class OperationFailed(Exception):
     """An operation that failed through no fault of the client's: a 503 or a 500."""
 
     def __init__(self, status: int, message: str) -> None:

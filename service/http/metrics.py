@@ -52,6 +52,11 @@ POOL_MAX = Gauge(
     "The request pool's maximum size (summed over worker processes)",
     multiprocess_mode="livesum",
 )
+SUBSCRIPTIONS = Gauge(
+    "service_graphql_subscriptions",
+    "Live subscriptions over WebSocket (summed over worker processes)",
+    multiprocess_mode="livesum",
+)
 MIGRATION_STATE = Gauge(
     "service_migration_state",
     "1 for the start phase this service is in: waiting (for the database), migrating, done, failed",

@@ -67,7 +67,7 @@ function sameOrigin(url) {
 const editorText = (page, selector) =>
   page.$eval(selector, (el) => el.innerText.replaceAll('\u00a0', ' '));
 
-async function runQuery(page, text) {
+async function typeQuery(page, text) {
   // Type the query into Monaco as a person would (one line: Enter would take a suggestion).
   await page.click('.graphiql-query-editor .monaco-editor .view-lines');
   await page.keyboard.press('ControlOrMeta+A');
@@ -79,6 +79,10 @@ async function runQuery(page, text) {
   await page.waitForTimeout(750);
   const typed = (await editorText(page, '.graphiql-query-editor .view-lines')).replace(/\s+/g, ' ');
   if (typed.trim() !== text.trim()) problem(`query editor shows ${JSON.stringify(typed)}`);
+}
+
+async function runQuery(page, text) {
+  await typeQuery(page, text);
   const answered = page.waitForResponse(
     (r) => r.url() === pageUrl.href && r.request().method() === 'POST',
     { timeout: TIMEOUT_MS },
@@ -246,6 +250,30 @@ async function main() {
       await responseShows(page, viewerExpected ?? '"email"');
       await page.screenshot({ path: path.join(artifacts, 'graphiql-viewer.png') });
       step(`with the token, viewer shows ${JSON.stringify(viewerExpected ?? '"email"')}`);
+
+      // A live query over WebSocket, authorized by the same headers: the token's user sees
+      // their own unpublished post appear, which nobody else could.
+      const subscription = 'subscription { posts(filter: {title: {eq: "Live draft"}}) { totalCount } }';
+      const socketOpened = page.waitForEvent('websocket', { timeout: TIMEOUT_MS });
+      await typeQuery(page, subscription);
+      await page.click('.graphiql-execute-button');
+      const socket = await socketOpened;
+      if (!socket.url().startsWith(pageUrl.href.replace(/^http/, 'ws'))) {
+        problem(`the subscription opened ${socket.url()}`);
+      }
+      await responseShows(page, '"totalCount": 0');
+      step('subscription over WebSocket shows totalCount 0');
+      const created = await fetch(pageUrl.href, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify({
+          query: 'mutation { createPost(input: {title: "Live draft", content: "-"}) { id } }',
+        }),
+      });
+      if (created.status !== 200) problem(`createPost answered ${created.status}`);
+      await responseShows(page, '"totalCount": 1');
+      await page.screenshot({ path: path.join(artifacts, 'graphiql-subscription.png') });
+      step('a post created meanwhile: the live answer shows totalCount 1');
     }
     // Monaco's workers come from the service (graphiql's default would fetch them from a CDN).
     if (!workers.some((url) => url.includes('worker-graphql-'))) {

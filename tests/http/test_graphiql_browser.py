@@ -124,3 +124,9 @@ def test_graphiql_loads_offline_and_a_typed_query_shows_posts(browser_run: Brows
 def test_an_authorization_header_set_in_graphiql_changes_viewer(browser_run: BrowserRun) -> None:
     assert browser_run.returncode == 0, browser_run.output
     assert f'- with the token, viewer shows "{EMAIL}"' in browser_run.output
+
+
+def test_a_subscription_in_graphiql_shows_its_live_answer(browser_run: BrowserRun) -> None:
+    assert browser_run.returncode == 0, browser_run.output
+    assert "- subscription over WebSocket shows totalCount 0" in browser_run.output
+    assert "- a post created meanwhile: the live answer shows totalCount 1" in browser_run.output

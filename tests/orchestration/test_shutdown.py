@@ -7,6 +7,9 @@ import time
 
 import asyncpg
 import httpx
+import orjson
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from service.db.url import DatabaseURL
 from tests.orchestration.service_process import ServiceProcess, problems
@@ -171,3 +174,35 @@ def test_requests_past_the_grace_period_do_not_hold_the_shutdown(database: Datab
         code = service.wait_exit()
     assert code == 0, service.output
     assert took < 5, service.output
+
+
+def test_sigterm_closes_live_subscriptions_and_exits_0(database: DatabaseURL):
+    asyncio.run(seed(database))
+    service = ServiceProcess(DATABASE_URL=database.sqlalchemy, SHUTDOWN_GRACE_SECONDS="10")
+    with service:
+        service.wait_ready()
+        close_code, seconds = asyncio.run(_sigterm_with_a_subscriber(service))
+        code = service.wait_exit(20)
+    assert code == 0, service.output
+    assert close_code == 1012  # "service restart": graphql-ws clients reconnect (elsewhere)
+    assert seconds < 5  # the open socket does not hold the shutdown for the whole grace
+    assert problems(service.output) == []
+
+
+async def _sigterm_with_a_subscriber(service: ServiceProcess) -> tuple[int, float]:
+    url = service.base.replace("http://", "ws://") + "/graphql"
+    async with connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        await ws.send(orjson.dumps({"type": "connection_init"}).decode())
+        assert orjson.loads(await ws.recv()) == {"type": "connection_ack"}
+        subscribe = {"query": "subscription { posts { totalCount } }"}
+        await ws.send(orjson.dumps({"id": "1", "type": "subscribe", "payload": subscribe}).decode())
+        first = orjson.loads(await ws.recv())
+        assert first["payload"] == {"data": {"posts": {"totalCount": 1}}}
+        started = time.monotonic()
+        service.signal()
+        try:
+            while True:
+                await asyncio.wait_for(ws.recv(), 15)
+        except ConnectionClosed as closed:
+            assert closed.rcvd is not None
+            return closed.rcvd.code, time.monotonic() - started

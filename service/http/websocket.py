@@ -1,0 +1,304 @@
+"""GraphQL over WebSocket at /graphql: the graphql-transport-ws protocol, as the graphql-ws client
+speaks it (Apollo Client's GraphQLWsLink, urql, Relay, GraphiQL).
+
+Subscriptions are live queries. A subscription's one statement runs as the subscriber (their
+role and claims, so Row Level Security decides what they see, exactly as for a query) every
+`SUBSCRIPTION_POLL_SECONDS`, and the answer is sent whenever it differs from the last one sent.
+Polling is what keeps Row Level Security exact: a notification that a row changed cannot say
+which subscribers may see it, but re-running the subscriber's own query can (Hasura serves its
+live queries the same way). Queries and mutations may be sent over the socket too: one `next`,
+then `complete`.
+
+The caller is authenticated once per socket, from `connection_init`'s payload (`Authorization`,
+or `headers.Authorization`, as GraphiQL and Apollo send connection params) or else the
+handshake's `Authorization` header. A bad token closes the socket with 4403 (the graphql-ws
+client may retry with fresh connection params), and so does the token's expiry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+import orjson
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from service.auth import InvalidToken, Principal
+from service.graphql.errors import ApiError, Code, LimitExceeded
+from service.graphql.execute import Document, Result
+from service.http.graphql import GraphQLEndpoint, OperationFailed
+from service.http.metrics import SUBSCRIPTIONS
+
+log = logging.getLogger("service.websocket")
+
+PROTOCOL = "graphql-transport-ws"
+
+
+class _Close(Exception):
+    """Ends the socket with a close code of the protocol."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        self.code = code
+        self.reason = reason
+
+
+class GraphQLWebSocket:
+    """The /graphql WebSocket endpoint: one instance per app, one `_Socket` per connection."""
+
+    def __init__(
+        self,
+        endpoint: GraphQLEndpoint,
+        *,
+        poll_seconds: float = 1.0,
+        max_subscriptions: int = 20,
+        init_timeout: float = 10.0,
+        max_message_bytes: int = 1_000_000,
+    ) -> None:
+        self.endpoint = endpoint
+        self.poll_seconds = poll_seconds
+        self.max_subscriptions = max_subscriptions
+        self.init_timeout = init_timeout
+        self.max_message_bytes = max_message_bytes
+
+    async def handle(self, websocket: WebSocket) -> None:
+        """The route's endpoint (Starlette calls a method with the WebSocket)."""
+        if PROTOCOL not in websocket.scope.get("subprotocols", ()):
+            await websocket.accept()
+            await websocket.close(4406, f"Subprotocol not acceptable: use {PROTOCOL}")
+            return
+        await websocket.accept(subprotocol=PROTOCOL)
+        socket = _Socket(self, websocket)
+        try:
+            await socket.serve()
+        except _Close as close:
+            await socket.stop()
+            await websocket.close(close.code, close.reason[:120])  # a close reason is short
+        except WebSocketDisconnect:
+            await socket.stop()
+        except BaseException:
+            await socket.stop()
+            raise
+
+
+class _Socket:
+    """One client's socket: the protocol's states, its operations and their tasks."""
+
+    def __init__(self, owner: GraphQLWebSocket, websocket: WebSocket) -> None:
+        self.owner = owner
+        self.websocket = websocket
+        self.principal: Principal | None = None  # set by connection_init
+        self.init_received = False
+        self.operations: dict[str, asyncio.Task[None]] = {}
+        self.live: set[asyncio.Task[None]] = set()  # the subscriptions' tasks
+        self.expiry: asyncio.Task[None] | None = None
+        self.sending = asyncio.Lock()  # operations' tasks send concurrently
+
+    async def serve(self) -> None:
+        deadline = time.monotonic() + self.owner.init_timeout
+        while True:
+            timeout = None if self.init_received else deadline - time.monotonic()
+            try:
+                message = await asyncio.wait_for(self.websocket.receive(), timeout)
+            except TimeoutError:
+                raise _Close(4408, "Connection initialisation timeout") from None
+            if message["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(message.get("code", 1000))
+            text = message.get("text")
+            if text is None:
+                raise _Close(4400, "messages are JSON text")
+            if len(text) > self.owner.max_message_bytes:
+                raise _Close(1009, "message too big")
+            await self.handle(_message(text))
+
+    async def handle(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "connection_init":
+            await self.initialise(message.get("payload"))
+        elif kind == "ping":
+            await self.send({"type": "pong"})
+        elif kind == "pong":
+            pass
+        elif kind == "subscribe":
+            await self.subscribe(message)
+        elif kind == "complete":
+            task = self.operations.pop(_id(message), None)
+            if task is not None:
+                task.cancel()  # the client stopped listening: no `complete` back
+                self.live.discard(task)  # its place is free at once
+        else:
+            raise _Close(4400, f"unknown message type {kind!r}")
+
+    async def initialise(self, payload: Any) -> None:
+        if self.init_received:
+            raise _Close(4429, "Too many initialisation requests")
+        self.init_received = True
+        if payload is not None and not isinstance(payload, dict):
+            raise _Close(4400, "connection_init's payload must be an object")
+        authenticator = self.owner.endpoint.authenticator
+        try:
+            self.principal = await authenticator.principal(_authorization(payload, self.websocket))
+        except InvalidToken as error:
+            raise _Close(4403, f"Forbidden: {error}") from None
+        expires = self.principal.claims.get("exp")
+        if isinstance(expires, int | float):
+            self.expiry = asyncio.create_task(self._close_at(float(expires)))
+        await self.send({"type": "connection_ack"})
+
+    async def _close_at(self, expires: float) -> None:
+        leeway = self.owner.endpoint.authenticator.leeway
+        await asyncio.sleep(max(0.0, expires + leeway - time.time()))
+        await self.stop(but=asyncio.current_task())
+        await self.websocket.close(4403, "Forbidden: the token expired")
+
+    async def subscribe(self, message: dict[str, Any]) -> None:
+        if self.principal is None:
+            raise _Close(4401, "Unauthorized")
+        id_ = _id(message)
+        if id_ in self.operations:
+            raise _Close(4409, f"Subscriber for {id_} already exists")
+        payload = message.get("payload")
+        if not isinstance(payload, dict):
+            raise _Close(4400, "subscribe needs a payload with the query")
+        endpoint = self.owner.endpoint
+        try:
+            query, operation_name, variables = endpoint.request_params(payload)
+        except ApiError as error:
+            await self.send_errors(id_, [error.to_dict()])
+            return
+        prepared = endpoint.executor.prepare(query, operation_name)
+        if prepared.errors:
+            await self.send_errors(id_, prepared.errors)
+            return
+        if prepared.is_subscription:
+            if len(self.live) >= self.owner.max_subscriptions:
+                limit = self.owner.max_subscriptions
+                too_many = LimitExceeded(f"at most {limit} subscriptions at once on a connection")
+                await self.send_errors(id_, [too_many.to_dict()])
+                return
+            task = asyncio.create_task(_guarded(self._live(id_, prepared, variables), id_))
+            self.live.add(task)
+        else:
+            task = asyncio.create_task(_guarded(self._once(id_, prepared, variables), id_))
+        self.operations[id_] = task
+
+    async def _once(self, id_: str, prepared: Document, variables: dict[str, Any] | None) -> None:
+        try:
+            body = await self._run(id_, prepared, variables, live=False)
+            if body is not None:
+                await self.send_next(id_, body)
+                await self.send({"id": id_, "type": "complete"})
+        finally:
+            self._forget(id_)
+
+    async def _live(self, id_: str, prepared: Document, variables: dict[str, Any] | None) -> None:
+        SUBSCRIPTIONS.inc()
+        try:
+            last: bytes | None = None
+            while True:
+                body = await self._run(id_, prepared, variables, live=True)
+                if body is None:
+                    return
+                if body != last:
+                    await self.send_next(id_, body)
+                    last = body
+                await asyncio.sleep(self.owner.poll_seconds)
+        finally:
+            SUBSCRIPTIONS.dec()
+            self._forget(id_)
+
+    def _forget(self, id_: str) -> None:
+        # Only this task's own entry: the client may have completed the id and reused it.
+        task = asyncio.current_task()
+        self.live.discard(task)  # type: ignore[arg-type]
+        if self.operations.get(id_) is task:
+            del self.operations[id_]
+
+    async def _run(
+        self, id_: str, prepared: Document, variables: dict[str, Any] | None, *, live: bool
+    ) -> bytes | None:
+        """One run: the body to send; None when the operation ended with an `error` message."""
+        state = self.websocket.app.state
+        assert self.principal is not None
+        if state.pool is None:  # still starting
+            not_ready = ApiError(f"not ready: {state.startup_reason}", code=Code.INTERNAL)
+            await self.send_errors(id_, [not_ready.to_dict()])
+            return None
+        pool = state.pool
+        try:
+            result: Result = await self.owner.endpoint.run(
+                pool, self.principal, prepared, variables, live=live
+            )
+        except OperationFailed as failed:
+            if failed.status == 503:
+                return failed.body  # the database is busy or away: said once, then retried
+            await self.send_errors(id_, orjson.loads(failed.body)["errors"])
+            return None
+        if result.outcome == "request_error":  # variables, page sizes: it would never run
+            await self.send_errors(id_, orjson.loads(result.body)["errors"])
+            return None
+        return result.body
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self._send_text(orjson.dumps(message).decode())
+
+    async def send_next(self, id_: str, body: bytes) -> None:
+        # The answer is already JSON: spliced in, not parsed and dumped again.
+        head = b'{"id":' + orjson.dumps(id_) + b',"type":"next","payload":'
+        await self._send_text((head + body + b"}").decode())
+
+    async def send_errors(self, id_: str, errors: list[dict[str, Any]]) -> None:
+        await self.send({"id": id_, "type": "error", "payload": errors})
+
+    async def _send_text(self, text: str) -> None:
+        async with self.sending:
+            await self.websocket.send_text(text)
+
+    async def stop(self, but: asyncio.Task[Any] | None = None) -> None:
+        """Cancels the socket's tasks and waits for them (their metrics settle)."""
+        tasks = [*self.operations.values(), *([self.expiry] if self.expiry else [])]
+        tasks = [t for t in tasks if t is not but and not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.operations.clear()
+
+
+async def _guarded(work: Coroutine[Any, Any, None], id_: str) -> None:
+    """An operation's task: a socket that closed under it ends it quietly; a bug is logged."""
+    try:
+        await work
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        pass  # the socket is gone: nobody to tell
+    except Exception:
+        log.exception("unexpected error in the WebSocket operation %s", id_)
+
+
+def _message(text: str) -> dict[str, Any]:
+    try:
+        message = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise _Close(4400, "a message is not valid JSON") from None
+    if not isinstance(message, dict):
+        raise _Close(4400, "a message must be a JSON object")
+    return message
+
+
+def _id(message: dict[str, Any]) -> str:
+    id_ = message.get("id")
+    if not isinstance(id_, str) or not id_:
+        raise _Close(4400, f"{message.get('type')} needs an `id` (a string)")
+    return id_
+
+
+def _authorization(payload: dict[str, Any] | None, websocket: WebSocket) -> str | None:
+    """The token of connection_init's payload, else of the handshake's header."""
+    for source in (payload or {}, (payload or {}).get("headers")):
+        if isinstance(source, dict):
+            for key in ("Authorization", "authorization"):
+                value = source.get(key)
+                if isinstance(value, str) and value:
+                    return value
+    return websocket.headers.get("authorization")
