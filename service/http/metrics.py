@@ -57,6 +57,12 @@ SUBSCRIPTIONS = Gauge(
     "Live subscriptions over WebSocket (summed over worker processes)",
     multiprocess_mode="livesum",
 )
+LIVE_QUERIES = Gauge(
+    "service_graphql_live_queries",
+    "Distinct live queries being polled: subscriptions of the same operation, variables and "
+    "caller share one (summed over worker processes)",
+    multiprocess_mode="livesum",
+)
 MIGRATION_STATE = Gauge(
     "service_migration_state",
     "1 for the start phase this service is in: waiting (for the database), migrating, done, failed",

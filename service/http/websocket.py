@@ -6,8 +6,9 @@ role and claims, so Row Level Security decides what they see, exactly as for a q
 `SUBSCRIPTION_POLL_SECONDS`, and the answer is sent whenever it differs from the last one sent.
 Polling is what keeps Row Level Security exact: a notification that a row changed cannot say
 which subscribers may see it, but re-running the subscriber's own query can (Hasura serves its
-live queries the same way). Queries and mutations may be sent over the socket too: one `next`,
-then `complete`.
+live queries the same way). Subscriptions of the same operation and variables by the same
+caller share one poll (live.py). Queries and mutations may be sent over the socket too: one
+`next`, then `complete`.
 
 The caller is authenticated once per socket, from `connection_init`'s payload (`Authorization`,
 or `headers.Authorization`, as GraphiQL and Apollo send connection params) or else the
@@ -21,6 +22,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Coroutine
+from functools import partial
 from typing import Any
 
 import orjson
@@ -30,6 +32,7 @@ from service.auth import InvalidToken, Principal
 from service.graphql.errors import ApiError, Code, LimitExceeded
 from service.graphql.execute import Document, Result
 from service.http.graphql import GraphQLEndpoint, OperationFailed
+from service.http.live import Listener, LiveQueries, Outcome
 from service.http.metrics import SUBSCRIPTIONS
 
 log = logging.getLogger("service.websocket")
@@ -58,10 +61,10 @@ class GraphQLWebSocket:
         max_message_bytes: int = 1_000_000,
     ) -> None:
         self.endpoint = endpoint
-        self.poll_seconds = poll_seconds
         self.max_subscriptions = max_subscriptions
         self.init_timeout = init_timeout
         self.max_message_bytes = max_message_bytes
+        self.live_queries = LiveQueries(poll_seconds)
 
     async def handle(self, websocket: WebSocket) -> None:
         """The route's endpoint (Starlette calls a method with the WebSocket)."""
@@ -186,25 +189,31 @@ class _Socket:
 
     async def _once(self, id_: str, prepared: Document, variables: dict[str, Any] | None) -> None:
         try:
-            body = await self._run(id_, prepared, variables, live=False)
-            if body is not None:
-                await self.send_next(id_, body)
+            kind, value = await self._run(prepared, variables, live=False)
+            if kind == "next":
+                await self.send_next(id_, value)
                 await self.send({"id": id_, "type": "complete"})
+            else:
+                await self.send_errors(id_, value)
         finally:
             self._forget(id_)
 
     async def _live(self, id_: str, prepared: Document, variables: dict[str, Any] | None) -> None:
+        principal = self.principal
+        assert principal is not None
+        # Shared with every subscription of the same operation and variables by the same caller.
+        key = (
+            *prepared.source,
+            orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS),
+            principal.role,
+            principal.claims_json,
+        )
+        listener = Listener(partial(self.send_next, id_), partial(self.send_errors, id_))
         SUBSCRIPTIONS.inc()
         try:
-            last: bytes | None = None
-            while True:
-                body = await self._run(id_, prepared, variables, live=True)
-                if body is None:
-                    return
-                if body != last:
-                    await self.send_next(id_, body)
-                    last = body
-                await asyncio.sleep(self.owner.poll_seconds)
+            await self.owner.live_queries.listen(
+                key, partial(self._run, prepared, variables, live=True), listener
+            )
         finally:
             SUBSCRIPTIONS.dec()
             self._forget(id_)
@@ -217,29 +226,26 @@ class _Socket:
             del self.operations[id_]
 
     async def _run(
-        self, id_: str, prepared: Document, variables: dict[str, Any] | None, *, live: bool
-    ) -> bytes | None:
-        """One run: the body to send; None when the operation ended with an `error` message."""
+        self, prepared: Document, variables: dict[str, Any] | None, *, live: bool
+    ) -> Outcome:
+        """One run as this socket's caller: ("next", the answer) or ("error", errors that end
+        the operation)."""
         state = self.websocket.app.state
         assert self.principal is not None
         if state.pool is None:  # still starting
             not_ready = ApiError(f"not ready: {state.startup_reason}", code=Code.INTERNAL)
-            await self.send_errors(id_, [not_ready.to_dict()])
-            return None
-        pool = state.pool
+            return "error", [not_ready.to_dict()]
         try:
             result: Result = await self.owner.endpoint.run(
-                pool, self.principal, prepared, variables, live=live
+                state.pool, self.principal, prepared, variables, live=live
             )
         except OperationFailed as failed:
             if failed.status == 503:
-                return failed.body  # the database is busy or away: said once, then retried
-            await self.send_errors(id_, orjson.loads(failed.body)["errors"])
-            return None
+                return "next", failed.body  # the database is busy or away: said, then retried
+            return "error", orjson.loads(failed.body)["errors"]
         if result.outcome == "request_error":  # variables, page sizes: it would never run
-            await self.send_errors(id_, orjson.loads(result.body)["errors"])
-            return None
-        return result.body
+            return "error", orjson.loads(result.body)["errors"]
+        return "next", result.body
 
     async def send(self, message: dict[str, Any]) -> None:
         await self._send_text(orjson.dumps(message).decode())

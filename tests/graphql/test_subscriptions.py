@@ -345,3 +345,49 @@ async def test_a_failing_run_is_reported_once_and_the_answer_follows_when_it_rec
         finally:
             await holder.close()
         assert (await socket.receive())["payload"] == {"data": {"posts": {"totalCount": 26}}}
+
+
+async def test_the_same_subscription_by_the_same_caller_is_polled_once(live, seeded):
+    feed = (
+        "subscription($n: Int) { posts(first: $n, orderBy: [{title: DESC}]) { nodes { title } } }"
+    )
+    async with socket_to(live) as one, socket_to(live) as two, socket_to(live) as alice:
+        for socket in (one, two):
+            await socket.init()  # both anonymous
+            await socket.subscribe("feed", feed, variables={"n": 2})
+            assert titles(await socket.receive(), "feed") == ["Post 25", "Post 24"]
+        await alice.init(token_for(ALICE))
+        await alice.subscribe("feed", feed, variables={"n": 2})  # another caller: its own
+        await alice.receive()
+        await one.subscribe("other", feed, variables={"n": 1})  # other variables: its own
+        assert titles(await one.receive(), "other") == ["Post 25"]
+        assert await subscriptions_in_metrics(live) == 4
+        assert await live_queries_in_metrics(live) == 3
+
+        # One poll, every listener told.
+        connection = await asyncpg.connect(**seeded.asyncpg_kwargs())
+        try:
+            await connection.execute(
+                "INSERT INTO posts (title, content, published, author_id) "
+                f"VALUES ('Z is last', '', true, '{BOB}')"
+            )
+        finally:
+            await connection.close()
+        for socket in (one, two):
+            assert titles(await socket.receive(), "feed") == ["Z is last", "Post 25"]
+        assert titles(await one.receive(), "other") == ["Z is last"]
+
+        await two.send({"id": "feed", "type": "complete"})
+        await one.send({"id": "feed", "type": "complete"})
+        await asyncio.sleep(3 * POLL)
+        assert await subscriptions_in_metrics(live) == 2
+        assert await live_queries_in_metrics(live) == 2
+        # a newcomer after everyone left starts over, and gets the answer at once
+        await two.subscribe("again", feed, variables={"n": 2})
+        assert titles(await two.receive(), "again") == ["Z is last", "Post 25"]
+
+
+async def live_queries_in_metrics(http: httpx.AsyncClient) -> float:
+    text = (await http.get("/metrics")).text
+    line = next(x for x in text.splitlines() if x.startswith("service_graphql_live_queries "))
+    return float(line.split()[1])

@@ -1,0 +1,125 @@
+"""Live queries shared between subscribers: one poll for everyone who asked the same thing as
+the same caller.
+
+A thousand browsers watching the same feed anonymously would otherwise cost a thousand
+statements a second for one answer. Subscriptions are shared when their document, operation,
+variables, role and claims are all equal, so Row Level Security sees exactly the caller it
+would have seen for each of them: two users never share (their claims differ), and neither do
+two tokens of one user (their `exp` differ), since a policy may read any claim.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from service.http.metrics import LIVE_QUERIES
+
+log = logging.getLogger("service.websocket")
+
+# What one run gave: ("next", the answer's JSON) or ("error", the errors that end it).
+Outcome = tuple[str, Any]
+
+
+@dataclass(eq=False)
+class Listener:
+    """One subscription of one socket: where a shared poll delivers."""
+
+    send_next: Callable[[bytes], Awaitable[None]]
+    send_errors: Callable[[list[dict[str, Any]]], Awaitable[None]]
+    ended: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+    async def deliver(self, outcome: Outcome) -> None:
+        kind, value = outcome
+        try:
+            if kind == "next":
+                await self.send_next(value)
+            else:
+                await self.send_errors(value)
+                self.end()
+        except Exception:  # the socket went away under us: the socket itself cleans up
+            self.end()
+
+    def end(self) -> None:
+        if not self.ended.done():
+            self.ended.set_result(None)
+
+
+class _Poll:
+    """One query run every period for its listeners; the latest answer kept for newcomers."""
+
+    def __init__(self, run: Callable[[], Awaitable[Outcome]], period: float) -> None:
+        self.run = run
+        self.period = period
+        self.listeners: set[Listener] = set()
+        self.latest: bytes | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    async def loop(self, on_stop: Callable[[], None]) -> None:
+        try:
+            while self.listeners:
+                outcome = await self.run()
+                if outcome[0] != "next":
+                    await self._deliver(outcome)  # the same error for all: they all end
+                    return
+                if outcome[1] != self.latest:
+                    self.latest = outcome[1]
+                    await self._deliver(outcome)
+                await asyncio.sleep(self.period)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("a live query's poll failed")
+            for listener in list(self.listeners):
+                listener.end()
+        finally:
+            on_stop()
+
+    async def _deliver(self, outcome: Outcome) -> None:
+        await asyncio.gather(*(listener.deliver(outcome) for listener in list(self.listeners)))
+
+
+class LiveQueries:
+    """The polls of one process, by what they run and as whom."""
+
+    def __init__(self, period: float) -> None:
+        self.period = period
+        self.polls: dict[tuple[Any, ...], _Poll] = {}
+
+    async def listen(
+        self, key: tuple[Any, ...], run: Callable[[], Awaitable[Outcome]], listener: Listener
+    ) -> None:
+        """Delivers to `listener` until the query ends or the caller cancels: joins the poll
+        of `key` (the latest answer at once), or starts it with `run`."""
+        poll = self.polls.get(key)
+        if poll is None:
+            poll = self.polls[key] = _Poll(run, self.period)
+            poll.listeners.add(listener)
+            poll.task = asyncio.create_task(poll.loop(lambda: self._stopped(key, poll)))
+            LIVE_QUERIES.inc()
+        else:
+            poll.listeners.add(listener)
+            if poll.latest is not None:
+                await listener.deliver(("next", poll.latest))
+        try:
+            await listener.ended
+        finally:
+            poll.listeners.discard(listener)
+            if not poll.listeners and poll.task is not None and not poll.task.done():
+                # Nobody listens any more. Out of the registry now, not once the cancelled
+                # task has unwound: a newcomer with the same key must start a poll of its own.
+                if self.polls.get(key) is poll:
+                    del self.polls[key]
+                poll.task.cancel()
+
+    def _stopped(self, key: tuple[Any, ...], poll: _Poll) -> None:
+        if self.polls.get(key) is poll:
+            del self.polls[key]
+        LIVE_QUERIES.dec()
+        for listener in list(poll.listeners):
+            listener.end()
