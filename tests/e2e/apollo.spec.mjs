@@ -1,5 +1,6 @@
 // Apollo Client (the npm package, unmodified) against the running service: its persisted-query
-// link with hashed queries over GET, and its BatchHttpLink. Every HTTP exchange is recorded;
+// link with hashed queries over GET, its BatchHttpLink, and its GraphQLWsLink (graphql-ws) for
+// a live subscription. Every HTTP exchange is recorded;
 // the summary is printed as one JSON line for tests/http/test_apollo_client.py to check.
 //   APOLLO_E2E_BASE_URL=http://127.0.0.1:8000 APOLLO_E2E_TOKEN=... node tests/e2e/apollo.spec.mjs
 import { createHash } from "node:crypto";
@@ -10,6 +11,8 @@ const require = createRequire(new URL("../../graphiql/package.json", import.meta
 const { ApolloClient, ApolloLink, InMemoryCache, HttpLink, gql } = require("@apollo/client");
 const { BatchHttpLink } = require("@apollo/client/link/batch-http");
 const { createPersistedQueryLink } = require("@apollo/client/link/persisted-queries");
+const { GraphQLWsLink } = require("@apollo/client/link/subscriptions");
+const { createClient } = require("graphql-ws");
 
 const base = process.env.APOLLO_E2E_BASE_URL;
 const token = process.env.APOLLO_E2E_TOKEN;
@@ -90,5 +93,57 @@ async function batches() {
   return { results: [made.data, count.data, listed.data], exchanges: exchanges.splice(0) };
 }
 
-const summary = { persisted: await persistedQueries(), batches: await batches() };
+async function subscriptions() {
+  // Node's own WebSocket; the token travels in connection_init, as a browser app sends it.
+  const ws = createClient({
+    url: uri.replace(/^http/, "ws"),
+    connectionParams: { Authorization: `Bearer ${token}` },
+  });
+  const client = new ApolloClient({ cache: new InMemoryCache(), link: new GraphQLWsLink(ws) });
+  const http = new ApolloClient({
+    cache: new InMemoryCache(),
+    link: new HttpLink({ uri, headers: { authorization: `Bearer ${token}` } }),
+  });
+  const live = gql`
+    subscription Drafts {
+      posts(filter: { title: { startsWith: "Live" } }) {
+        totalCount
+      }
+    }
+  `;
+  const values = [];
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out; values ${JSON.stringify(values)}`)), 20_000);
+    const subscription = client.subscribe({ query: live }).subscribe({
+      next: ({ data, error }) => {
+        if (error) reject(error);
+        values.push(data);
+        if (values.length === 1) {
+          // the author's unpublished post: only their own subscription can see it
+          const create = gql`
+            mutation {
+              createPost(input: { title: "Live draft", content: "-" }) {
+                title
+              }
+            }
+          `;
+          http.mutate({ mutation: create }).catch(reject);
+        } else {
+          clearTimeout(timer);
+          subscription.unsubscribe();
+          resolve();
+        }
+      },
+      error: reject,
+    });
+  });
+  await ws.dispose();
+  return { values };
+}
+
+const summary = {
+  persisted: await persistedQueries(),
+  batches: await batches(),
+  subscriptions: await subscriptions(),
+};
 console.log(JSON.stringify(summary));

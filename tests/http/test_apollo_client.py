@@ -1,6 +1,7 @@
-"""Apollo Client itself (the npm package) against `service serve`: its persisted-query link and
-its BatchHttpLink speak to the service as they would from a frontend. tests/e2e/apollo.spec.mjs
-drives the client and records every HTTP exchange; the assertions are here.
+"""Apollo Client itself (the npm package) against `service serve`: its persisted-query link, its
+BatchHttpLink and its GraphQLWsLink speak to the service as they would from a frontend.
+tests/e2e/apollo.spec.mjs drives the client and records every HTTP exchange; the assertions are
+here.
 
 Without node the test is skipped on a developer's machine and fails in CI (CI=true).
 """
@@ -82,3 +83,12 @@ def test_apollos_batch_link_gets_each_answer_in_its_place(observed):
             "nodes": [{"__typename": "Post", "title": "Batched"}],
         }
     }
+
+
+def test_apollos_websocket_link_gets_a_live_answer_again_when_it_changes(observed):
+    # GraphQLWsLink over graphql-ws, the token in connection_init: the subscriber's own draft
+    # appears in its live answer (anonymous subscribers could not see it)
+    assert observed["subscriptions"]["values"] == [
+        {"posts": {"__typename": "PostConnection", "totalCount": 0}},
+        {"posts": {"__typename": "PostConnection", "totalCount": 1}},
+    ]
