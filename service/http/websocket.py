@@ -74,16 +74,27 @@ class GraphQLWebSocket:
             return
         await websocket.accept(subprotocol=PROTOCOL)
         socket = _Socket(self, websocket)
+        started = time.monotonic()
+        code = 1011  # unless it ends otherwise: an error of ours
         try:
             await socket.serve()
         except _Close as close:
+            code = close.code
             await socket.stop()
             await websocket.close(close.code, close.reason[:120])  # a close reason is short
-        except WebSocketDisconnect:
+        except WebSocketDisconnect as disconnect:
+            code = disconnect.code
+        finally:
             await socket.stop()
-        except BaseException:
-            await socket.stop()
-            raise
+            # One line a socket, as the request log has one a request.
+            role = socket.principal.role if socket.principal else None
+            log.info(
+                "WebSocket /graphql closed %s after %.1f s, %d operations",
+                code,
+                time.monotonic() - started,
+                socket.operations_started,
+                extra={"path": "/graphql", "close_code": code, "role": role},
+            )
 
 
 class _Socket:
@@ -95,6 +106,7 @@ class _Socket:
         self.principal: Principal | None = None  # set by connection_init
         self.init_received = False
         self.operations: dict[str, asyncio.Task[None]] = {}
+        self.operations_started = 0
         self.live: set[asyncio.Task[None]] = set()  # the subscriptions' tasks
         self.expiry: asyncio.Task[None] | None = None
         self.sending = asyncio.Lock()  # operations' tasks send concurrently
@@ -186,6 +198,7 @@ class _Socket:
         else:
             task = asyncio.create_task(_guarded(self._once(id_, prepared, variables), id_))
         self.operations[id_] = task
+        self.operations_started += 1
 
     async def _once(self, id_: str, prepared: Document, variables: dict[str, Any] | None) -> None:
         try:
