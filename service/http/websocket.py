@@ -65,6 +65,8 @@ class GraphQLWebSocket:
         self.init_timeout = init_timeout
         self.max_message_bytes = max_message_bytes
         self.live_queries = LiveQueries(poll_seconds)
+        # Queries and mutations whose socket closed while they ran: they finish, unanswered.
+        self.unanswered: set[asyncio.Task[None]] = set()
 
     async def handle(self, websocket: WebSocket) -> None:
         """The route's endpoint (Starlette calls a method with the WebSocket)."""
@@ -139,10 +141,13 @@ class _Socket:
         elif kind == "subscribe":
             await self.subscribe(message)
         elif kind == "complete":
+            # The client stopped listening: nothing more is sent for the id, and no `complete`.
             task = self.operations.pop(_id(message), None)
-            if task is not None:
-                task.cancel()  # the client stopped listening: no `complete` back
+            if task in self.live:
+                task.cancel()
                 self.live.discard(task)  # its place is free at once
+            elif task is not None:
+                self._let_finish(task)
         else:
             raise _Close(4400, f"unknown message type {kind!r}")
 
@@ -203,6 +208,8 @@ class _Socket:
     async def _once(self, id_: str, prepared: Document, variables: dict[str, Any] | None) -> None:
         try:
             kind, value = await self._run(prepared, variables, live=False)
+            if self.operations.get(id_) is not asyncio.current_task():
+                return  # completed by the client meanwhile, or the socket closed
             if kind == "next":
                 await self.send_next(id_, value)
                 await self.send({"id": id_, "type": "complete"})
@@ -275,14 +282,24 @@ class _Socket:
         async with self.sending:
             await self.websocket.send_text(text)
 
+    def _let_finish(self, task: asyncio.Task[None]) -> None:
+        """A query or mutation nobody waits for any more runs to its end, its answer dropped
+        (see _once): a write is not cut off half way."""
+        self.owner.unanswered.add(task)  # held until done, as asyncio asks
+        task.add_done_callback(self.owner.unanswered.discard)
+
     async def stop(self, but: asyncio.Task[Any] | None = None) -> None:
-        """Cancels the socket's tasks and waits for them (their metrics settle)."""
-        tasks = [*self.operations.values(), *([self.expiry] if self.expiry else [])]
+        """Ends the socket's subscriptions and waits for them (their metrics settle). Queries
+        and mutations under way finish on their own, unanswered: a write is never cut off."""
+        for task in self.operations.values():
+            if task not in self.live:
+                self._let_finish(task)
+        self.operations.clear()
+        tasks = [*self.live, *([self.expiry] if self.expiry else [])]
         tasks = [t for t in tasks if t is not but and not t.done()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self.operations.clear()
 
 
 async def _guarded(work: Coroutine[Any, Any, None], id_: str) -> None:

@@ -391,3 +391,33 @@ async def live_queries_in_metrics(http: httpx.AsyncClient) -> float:
     text = (await http.get("/metrics")).text
     line = next(x for x in text.splitlines() if x.startswith("service_graphql_live_queries "))
     return float(line.split()[1])
+
+
+async def test_a_mutation_under_way_when_the_socket_closes_still_lands(live, seeded):
+    holder = await asyncpg.connect(**seeded.asyncpg_kwargs())
+    try:
+        # The test's own transaction holds the table: the mutation waits for it.
+        await holder.execute("BEGIN; LOCK TABLE posts IN ACCESS EXCLUSIVE MODE")
+        async with socket_to(live) as socket:
+            await socket.init(token_for(ALICE))
+            # two writes: one transaction, which a cancelled task would roll back
+            create = (
+                'mutation { a: createPost(input: {title: "Sent, then gone", content: ""}) { id } '
+                'b: createPost(input: {title: "Sent, then gone", content: ""}) { id } }'
+            )
+            await socket.subscribe("m", create)
+            await socket.subscribe("c", create.replace("Sent, then gone", "Completed"))
+            await asyncio.sleep(0.3)  # both under way, waiting for the lock
+            await socket.send({"id": "c", "type": "complete"})  # the client stops listening
+        await asyncio.sleep(0.2)  # ... and leaves
+        await holder.execute("COMMIT")
+        for _ in range(50):
+            made = await holder.fetchval(
+                "SELECT count(*) FROM posts WHERE title IN ('Sent, then gone', 'Completed')"
+            )
+            if made == 4:
+                break
+            await asyncio.sleep(0.1)
+        assert made == 4
+    finally:
+        await holder.close()
