@@ -181,6 +181,7 @@ def create_app(
                 endpoint,
                 poll_seconds=settings.subscription_poll_seconds,
                 max_subscriptions=settings.max_subscriptions_per_connection,
+                max_live_queries=settings.max_live_queries,
                 max_message_bytes=settings.max_body_bytes,
             ).handle,
         ),

@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     # and how many one connection may hold.
     subscription_poll_seconds: float = Field(1.0, ge=0.05)
     max_subscriptions_per_connection: int = Field(20, ge=0)
+    # distinct live queries one process polls (equal subscriptions share one)
+    max_live_queries: int = Field(1000, ge=0)
 
     # HTTP.
     host: str = "127.0.0.1"

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from service.graphql.errors import LimitExceeded
 from service.http.metrics import LIVE_QUERIES
 
 log = logging.getLogger("service.websocket")
@@ -87,8 +88,9 @@ class _Poll:
 class LiveQueries:
     """The polls of one process, by what they run and as whom."""
 
-    def __init__(self, period: float) -> None:
+    def __init__(self, period: float, max_polls: int = 1000) -> None:
         self.period = period
+        self.max_polls = max_polls  # each one a statement a period: the database's load
         self.polls: dict[tuple[Any, ...], _Poll] = {}
 
     async def listen(
@@ -97,6 +99,13 @@ class LiveQueries:
         """Delivers to `listener` until the query ends or the caller cancels: joins the poll
         of `key` (the latest answer at once), or starts it with `run`."""
         poll = self.polls.get(key)
+        if poll is None and len(self.polls) >= self.max_polls:
+            full = LimitExceeded(
+                f"this server polls {self.max_polls} distinct live queries already: try again "
+                "later, or subscribe to one that is running"
+            )
+            await listener.deliver(("error", [full.to_dict()]))
+            return
         if poll is None:
             poll = self.polls[key] = _Poll(run, self.period)
             poll.listeners.add(listener)

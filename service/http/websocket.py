@@ -57,6 +57,7 @@ class GraphQLWebSocket:
         *,
         poll_seconds: float = 1.0,
         max_subscriptions: int = 20,
+        max_live_queries: int = 1000,
         init_timeout: float = 10.0,
         max_message_bytes: int = 1_000_000,
     ) -> None:
@@ -64,7 +65,7 @@ class GraphQLWebSocket:
         self.max_subscriptions = max_subscriptions
         self.init_timeout = init_timeout
         self.max_message_bytes = max_message_bytes
-        self.live_queries = LiveQueries(poll_seconds)
+        self.live_queries = LiveQueries(poll_seconds, max_live_queries)
         # Queries and mutations whose socket closed while they ran: they finish, unanswered.
         self.unanswered: set[asyncio.Task[None]] = set()
 

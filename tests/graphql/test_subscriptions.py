@@ -421,3 +421,31 @@ async def test_a_mutation_under_way_when_the_socket_closes_still_lands(live, see
         assert made == 4
     finally:
         await holder.close()
+
+
+async def test_distinct_live_queries_per_process_are_limited_but_equal_ones_still_join(
+    seeded: DatabaseURL,
+):
+    page = "subscription($n: Int) { posts(first: $n) { totalCount } }"
+    settings = {"subscription_poll_seconds": POLL, "max_live_queries": 2}
+    async with (
+        RunningService(seeded, **settings) as http,
+        socket_to(http) as one,
+        socket_to(http) as two,
+    ):
+        await one.init()
+        await two.init()
+        for n in (1, 2):
+            await one.subscribe(f"n{n}", page, variables={"n": n})
+            assert (await one.receive())["type"] == "next"
+        await two.subscribe("n3", page, variables={"n": 3})  # a third distinct one: refused
+        refused = await two.receive()
+        assert refused["id"] == "n3" and refused["type"] == "error"
+        assert refused["payload"][0]["extensions"]["code"] == "LIMIT_EXCEEDED"
+        await two.subscribe("n1", page, variables={"n": 1})  # the same as one's: shared
+        assert (await two.receive())["payload"] == {"data": {"posts": {"totalCount": 25}}}
+
+        await one.send({"id": "n2", "type": "complete"})
+        await asyncio.sleep(2 * POLL)
+        await two.subscribe("n3", page, variables={"n": 3})  # room again
+        assert (await two.receive())["type"] == "next"
