@@ -27,7 +27,10 @@ JWT_SECRET = "apollo-e2e-secret-apollo-e2e-secret-0123"
 
 @pytest.fixture(scope="module")
 def observed(postgres: Server, template: str) -> dict[str, Any]:
-    if shutil.which("node") is None:
+    # The venv's Node.js first, as ./dev puts it on PATH: the WebSocket link needs Node 22's
+    # built-in WebSocket, and a machine's own node may be older.
+    node = shutil.which("node", path=f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    if node is None:
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail("CI must run the Apollo Client test, but node is not on PATH")
         pytest.skip("node is not on PATH (./dev puts the venv's Node.js there)")
@@ -40,7 +43,7 @@ def observed(postgres: Server, template: str) -> dict[str, Any]:
         with served(url, JWT_SECRET=JWT_SECRET) as base:
             token = sign_token(service_env(DATABASE_URL=url.sqlalchemy, JWT_SECRET=JWT_SECRET))
             result = subprocess.run(
-                ["node", str(SPEC)],
+                [node, str(SPEC)],
                 cwd=ROOT,
                 env={**os.environ, "APOLLO_E2E_BASE_URL": base, "APOLLO_E2E_TOKEN": token},
                 capture_output=True,
