@@ -33,6 +33,21 @@ _SCALARS: dict[type, str] = {
 }
 
 
+# Aggregate functions a connection offers over all its matching rows: the column scalars each
+# takes, and the scalar of its result (None: the column's own).
+AGGREGATE_FUNCTIONS: dict[str, tuple[frozenset[str], str | None]] = {
+    "min": (frozenset({"String", "Int", "Float", "DateTime", "Date"}), None),
+    "max": (frozenset({"String", "Int", "Float", "DateTime", "Date"}), None),
+    "sum": (frozenset({"Int", "Float"}), "Float"),  # Float: a sum of Ints outgrows 32 bits
+    "avg": (frozenset({"Int", "Float"}), "Float"),
+}
+
+
+def aggregate_type(type_name: str, function: str) -> str:
+    """The GraphQL type of one aggregate function's values, e.g. PostMaxAggregates."""
+    return f"{type_name}{function.capitalize()}Aggregates"
+
+
 def camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)

@@ -48,7 +48,13 @@ from graphql import (
     visit,
 )
 
-from service.graphql.catalog import Catalog, ColumnInfo, ModelInfo, RelationInfo
+from service.graphql.catalog import (
+    Catalog,
+    ColumnInfo,
+    ModelInfo,
+    RelationInfo,
+    aggregate_type,
+)
 from service.graphql.errors import BadUserInput, LimitExceeded
 
 Variables = Mapping[str, Any]
@@ -252,6 +258,26 @@ class TotalCount:
 
 
 @dataclass
+class AggregateCount:
+    key: str
+
+
+@dataclass
+class AggregateValues:
+    key: str
+    function: str  # a key of AGGREGATE_FUNCTIONS
+    parts: list[Any]  # (response key, ColumnInfo) | Typename
+
+
+@dataclass
+class Aggregates:
+    """`aggregates` of a connection: over all its matching rows, not only the page."""
+
+    key: str
+    parts: list[Any]  # AggregateCount | AggregateValues | Typename
+
+
+@dataclass
 class Connection:
     key: str
     model: ModelInfo
@@ -259,7 +285,7 @@ class Connection:
     page: Page
     condition: Any  # Compare | BoolOp | RelatedRows | None
     order: list[OrderKey]
-    parts: list[Any]  # Nodes | Edges | PageInfoField | TotalCount | Typename
+    parts: list[Any]  # Nodes | Edges | PageInfoField | TotalCount | Aggregates | Typename
 
     @property
     def order_signature(self) -> str:
@@ -467,6 +493,8 @@ class Planner:
                 parts.append(Nodes(part_key, self._object(ctx, model, subnodes)))
             elif name == "totalCount":
                 parts.append(TotalCount(part_key))
+            elif name == "aggregates":
+                parts.append(self._aggregates(ctx, part_key, model, subnodes))
             elif name == "pageInfo":
                 info = [
                     (k, n[0].name.value) for k, n in ctx.collect_many(subnodes, "PageInfo").items()
@@ -485,6 +513,29 @@ class Planner:
                         edge_parts.append(Typename(edge_key, edge_type))
                 parts.append(Edges(part_key, edge_parts))
         return Connection(key, model, relation, page, condition, order, parts)
+
+    def _aggregates(
+        self, ctx: _Context, key: str, model: ModelInfo, nodes: list[FieldNode]
+    ) -> Aggregates:
+        type_name = f"{model.type_name}Aggregates"
+        parts: list[Any] = []
+        for part_key, subnodes in ctx.collect_many(nodes, type_name).items():
+            function = subnodes[0].name.value
+            if function == "__typename":
+                parts.append(Typename(part_key, type_name))
+            elif function == "count":
+                parts.append(AggregateCount(part_key))
+            else:
+                values_type = aggregate_type(model.type_name, function)
+                values: list[Any] = []
+                for value_key, value_nodes in ctx.collect_many(subnodes, values_type).items():
+                    field_name = value_nodes[0].name.value
+                    if field_name == "__typename":
+                        values.append(Typename(value_key, values_type))
+                    else:
+                        values.append((value_key, model.columns[field_name]))
+                parts.append(AggregateValues(part_key, function, values))
+        return Aggregates(key, parts)
 
     def _order(self, model: ModelInfo, value: Any) -> list[OrderKey]:
         keys: list[OrderKey] = []

@@ -24,7 +24,14 @@ from strawberry.types.arguments import StrawberryArgument
 from strawberry.types.field import StrawberryField
 from strawberry.types.unset import UNSET
 
-from service.graphql.catalog import Catalog, ColumnInfo, ModelInfo, camel
+from service.graphql.catalog import (
+    AGGREGATE_FUNCTIONS,
+    Catalog,
+    ColumnInfo,
+    ModelInfo,
+    aggregate_type,
+    camel,
+)
 
 _schema_ids = itertools.count()
 
@@ -253,6 +260,24 @@ def _read_fields(b: _Builder, catalog: Catalog, *, live: bool) -> list[Strawberr
     return fields
 
 
+def _define_aggregates(b: _Builder, model: ModelInfo) -> None:
+    name = model.type_name
+    fields = [b.field("count", "int", description="All matching rows.")]
+    for function, (scalars, result) in AGGREGATE_FUNCTIONS.items():
+        columns = [c for c in model.columns.values() if c.scalar in scalars]
+        if not columns:
+            continue  # GraphQL has no empty object types
+        values = aggregate_type(name, function)
+        b.define(
+            values,
+            [b.field(c.field, f"{_PYTHON_SCALARS[result or c.scalar]} | None") for c in columns],
+            description=f"`{function}` of each column over the matching rows (null: none has "
+            "a value).",
+        )
+        fields.append(b.field(function, values))
+    b.define(f"{name}Aggregates", fields, description=f"Aggregates over {name} rows.")
+
+
 def _define_scalar_filter(b: _Builder, scalar: str, operators: tuple[str, ...]) -> None:
     py = _PYTHON_SCALARS[scalar]
     fields = []
@@ -300,9 +325,15 @@ def _define_model_types(b: _Builder, catalog: Catalog, model: ModelInfo) -> None
             b.field("nodes", f"list[{name}]"),
             b.field("pageInfo", "PageInfo"),
             b.field("totalCount", "int", description="All matching rows, counted when asked."),
+            b.field(
+                "aggregates",
+                f"{name}Aggregates",
+                description="Over all matching rows (not only this page), computed when asked.",
+            ),
         ],
         description=f"A page of {name} rows.",
     )
+    _define_aggregates(b, model)
 
     filter_fields = [
         b.field(c.field, f"{c.scalar}Filter | None", default=UNSET)

@@ -19,9 +19,18 @@ from typing import Any
 
 import orjson
 
-from service.graphql.catalog import Catalog, ColumnInfo, ModelInfo, RelationInfo
+from service.graphql.catalog import (
+    AGGREGATE_FUNCTIONS,
+    Catalog,
+    ColumnInfo,
+    ModelInfo,
+    RelationInfo,
+)
 from service.graphql.errors import BadUserInput, LimitExceeded
 from service.graphql.plan import (
+    AggregateCount,
+    Aggregates,
+    AggregateValues,
     BoolOp,
     ByKey,
     ColumnField,
@@ -342,6 +351,8 @@ class Emitter:
                 pairs.append((part.key, agg(self.json_object(edge_pairs))))
             elif isinstance(part, TotalCount):
                 pairs.append((part.key, self._total_count(c, parent)))
+            elif isinstance(part, Aggregates):
+                pairs.append((part.key, self._aggregates(c, parent, part)))
             elif isinstance(part, PageInfoField):
                 info: list[tuple[str, str]] = []
                 more = f"count(*) > {size}"
@@ -372,11 +383,34 @@ class Emitter:
         conditions = " AND ".join(self._base_conditions(c, t, parent)) or "true"
         return f"(SELECT count(*) FROM {c.model.read_from} {t} WHERE {conditions})"
 
+    def _aggregates(self, c: Connection, parent: str | None, part: Aggregates) -> str:
+        """One pass over every matching row (the page's bounds aside), as totalCount counts."""
+        t = self.alias()
+        conditions = " AND ".join(self._base_conditions(c, t, parent)) or "true"
+        pairs: list[tuple[str, str]] = []
+        for p in part.parts:
+            if isinstance(p, AggregateCount):
+                pairs.append((p.key, "count(*)"))
+            elif isinstance(p, AggregateValues):
+                cast = "::float8" if AGGREGATE_FUNCTIONS[p.function][1] == "Float" else ""
+                values = [
+                    (v.key, _literal(v.name))
+                    if isinstance(v, Typename)
+                    else (v[0], f"{p.function}({t}.{_quote(v[1].name)}){cast}")
+                    for v in p.parts
+                ]
+                pairs.append((p.key, self.json_object(values)))
+            elif isinstance(p, Typename):
+                pairs.append((p.key, _literal(p.name)))
+        return f"(SELECT {self.json_object(pairs)} FROM {c.model.read_from} {t} WHERE {conditions})"
+
     def _count_only(self, c: Connection, parent: str | None) -> list[tuple[str, str]]:
         pairs = []
         for part in c.parts:
             if isinstance(part, TotalCount):
                 pairs.append((part.key, self._total_count(c, parent)))
+            elif isinstance(part, Aggregates):
+                pairs.append((part.key, self._aggregates(c, parent, part)))
             elif isinstance(part, Typename):
                 pairs.append((part.key, _literal(part.name)))
         return pairs

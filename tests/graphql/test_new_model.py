@@ -46,6 +46,7 @@ from service.models.post import Post
 
 class TagBase(SQLModel):
     name: str = Field(max_length=50)
+    weight: int = Field(default=1, ge=0)
 
 
 class Tag(TagBase, table=True):
@@ -167,7 +168,7 @@ async def _create(http: httpx.AsyncClient, name: str, post: int) -> dict[str, An
         http,
         "mutation($in: TagCreateInput!) { createTag(input: $in) "
         "{ id nodeId name postId createdAt post { title } } }",
-        {"in": {"name": name, "postId": post_id(post)}},
+        {"in": {"name": name, "postId": post_id(post), "weight": len(name)}},
     )
     assert "errors" not in body, body
     tag: dict[str, Any] = body["data"]["createTag"]
@@ -255,6 +256,20 @@ async def test_a_new_model_gets_queries_filters_order_pages_and_mutations(tagged
         "amber",
         "black",
     ]
+
+    # aggregates, with sum and avg for the number column (weights: the names' first lengths)
+    totals = await gql(
+        http,
+        "{ tags { aggregates { count sum { weight } avg { weight } "
+        "min { weight name } max { weight name } } } }",
+    )
+    assert totals["data"]["tags"]["aggregates"] == {
+        "count": 4,
+        "sum": {"weight": 18.0},
+        "avg": {"weight": 4.5},
+        "min": {"weight": 3, "name": "amber"},
+        "max": {"weight": 5, "name": "green"},
+    }
 
 
 async def test_the_suite_process_never_sees_the_new_model():
