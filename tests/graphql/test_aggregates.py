@@ -1,17 +1,38 @@
 """`aggregates` on every connection: count, min and max (and sum and avg of number columns) over
 all the rows the filter matches, not only the page; nested per parent row; under RLS.
 
-The expected values come from SQL written here, run on the database directly."""
+The expected values come from SQL written here, run on the database directly; a property
+test compares them under any filter the reference can express."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.db.engine import create_engine
 from service.db.url import DatabaseURL
+from service.graphql.catalog import AGGREGATE_FUNCTIONS, Catalog
 from tests.graphql.conftest import ALICE, BOB, gql, post_id
+from tests.graphql.reference import (
+    EXTRA_USERS,
+    KINDS,
+    filter_graphql,
+    filter_sql,
+    filters,
+    relation,
+)
+
+CATALOG = Catalog.from_registry()
+ORDERED = AGGREGATE_FUNCTIONS["min"][0]  # the scalars min and max take
 
 
 def iso(moment: Any) -> str:
@@ -134,3 +155,52 @@ async def test_sum_and_avg_exist_only_where_there_are_numbers(api, field):
     body = await gql(api, f"{{ posts {{ aggregates {{ {field} {{ title }} }} }} }}")
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert f"'{field}'" in body["errors"][0]["message"]
+
+
+@pytest.fixture
+async def engine(api: httpx.AsyncClient, seeded: DatabaseURL) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(seeded)
+    async with engine.begin() as connection:
+        await connection.exec_driver_sql(EXTRA_USERS)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(kind=st.sampled_from(sorted(KINDS.values(), key=repr)), data=st.data())
+async def test_aggregates_equal_sql_over_any_filter(api, engine, kind, data):
+    condition = data.draw(filters(kind), label="filter")
+    columns = [c for c in CATALOG.models[kind.type_name].columns.values() if c.scalar in ORDERED]
+    fields = " ".join(c.field for c in columns)
+    query = (
+        f"query($f: {kind.type_name}Filter) {{ c: {kind.root}(filter: $f, first: 1) "
+        f"{{ aggregates {{ count min {{ {fields} }} max {{ {fields} }} }} }} }}"
+    )
+    body = await gql(api, query, {"f": filter_graphql(condition)})
+    assert "errors" not in body, body
+
+    rel = relation(kind.model)
+    selected = [sa.func.count()]
+    for function in (sa.func.min, sa.func.max):
+        selected += [function(rel.c[c.name]) for c in columns]
+    async with engine.connect() as connection:
+        row = (
+            await connection.execute(sa.select(*selected).where(filter_sql(condition, rel)))
+        ).one()
+    expected_min = dict(zip((c.field for c in columns), row[1 : 1 + len(columns)], strict=True))
+    expected_max = dict(zip((c.field for c in columns), row[1 + len(columns) :], strict=True))
+
+    got = body["data"]["c"]["aggregates"]
+    assert got["count"] == row[0]
+    for name, expected in (("min", expected_min), ("max", expected_max)):
+        values = {
+            field: datetime.fromisoformat(v) if isinstance(expected[field], datetime) and v else v
+            for field, v in got[name].items()
+        }
+        assert values == expected, (name, condition)
