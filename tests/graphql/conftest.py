@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.db.url import DatabaseURL
 from tests.support import token_for
@@ -83,3 +84,19 @@ async def gql(
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+@pytest.fixture
+async def engine(seeded: DatabaseURL) -> AsyncIterator[AsyncEngine]:
+    """SQLAlchemy on the seeded database, for reference queries, with the reference's extra
+    users (tests/graphql/reference.py) added."""
+    from service.db.engine import create_engine
+    from tests.graphql.reference import EXTRA_USERS
+
+    engine = create_engine(seeded)
+    async with engine.begin() as connection:
+        await connection.exec_driver_sql(EXTRA_USERS)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()

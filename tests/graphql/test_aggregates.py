@@ -6,24 +6,19 @@ test compares them under any filter the reference can express."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.db.engine import create_engine
 from service.db.url import DatabaseURL
 from service.graphql.catalog import AGGREGATE_FUNCTIONS, Catalog
 from tests.graphql.conftest import ALICE, BOB, gql, post_id
 from tests.graphql.reference import (
-    EXTRA_USERS,
     KINDS,
     filter_graphql,
     filter_sql,
@@ -155,17 +150,6 @@ async def test_sum_and_avg_exist_only_where_there_are_numbers(api, field):
     body = await gql(api, f"{{ posts {{ aggregates {{ {field} {{ title }} }} }} }}")
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert f"'{field}'" in body["errors"][0]["message"]
-
-
-@pytest.fixture
-async def engine(api: httpx.AsyncClient, seeded: DatabaseURL) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(seeded)
-    async with engine.begin() as connection:
-        await connection.exec_driver_sql(EXTRA_USERS)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 @settings(

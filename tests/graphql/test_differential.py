@@ -27,11 +27,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from service.db.engine import create_engine
 from service.db.url import DatabaseURL
 from tests.graphql.conftest import gql, post_id
 from tests.graphql.reference import (
-    EXTRA_USERS,
     KINDS,
     USER_IDS,
     Atom,
@@ -532,17 +530,6 @@ def assert_same(actual: Any, expected: Any, path: str = "data") -> None:
 
 
 # --- the test -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def engine(seeded: DatabaseURL) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(seeded)
-    async with engine.begin() as connection:
-        await connection.exec_driver_sql(EXTRA_USERS)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture

@@ -9,26 +9,21 @@ starts right after its cursor's row, and no row is seen twice or skipped.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.db.engine import create_engine
-from service.db.url import DatabaseURL
 from tests.graphql.conftest import gql, post_id
 from tests.graphql.reference import (
     ALICE,
     BOB,
     COMMENT,
-    EXTRA_USERS,
     POST,
     T0,
     USER,
@@ -114,17 +109,6 @@ def cases(draw: st.DrawFn) -> Case:
         backward=draw(st.booleans()),
         inserts=inserts,
     )
-
-
-@pytest.fixture
-async def engine(api: httpx.AsyncClient, seeded: DatabaseURL) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(seeded)
-    async with engine.begin() as connection:
-        await connection.exec_driver_sql(EXTRA_USERS)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 class Pager:
