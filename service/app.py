@@ -50,6 +50,7 @@ from service.http.persisted import PersistedQueries, load_trusted_documents
 from service.http.websocket import GraphQLWebSocket
 from service.logs import setup_logging
 from service.settings import Settings, get_settings
+from service.tracing import Tracing
 
 log = logging.getLogger("service")
 
@@ -117,6 +118,10 @@ def create_app(
     settings = settings or get_settings()
     setup_logging(settings)  # again: uvicorn's worker processes start from scratch
     executor = executor or create_executor(settings)
+    database = (
+        DatabaseURL.parse(settings.database_url).url.database if settings.database_url else None
+    )
+    tracing = Tracing.from_settings(settings, database)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -155,6 +160,8 @@ def create_app(
             if launch is None or launch.serve:
                 # (The parent of --workers keeps its migration gauges for the workers' scrapes.)
                 mark_this_process_dead()
+            if tracing is not None:
+                await asyncio.to_thread(tracing.shutdown)  # the last spans, sent
 
     graphiql = not settings.is_production
     endpoint = GraphQLEndpoint(
@@ -166,7 +173,9 @@ def create_app(
         caller_context=CallerContext(
             session_state=settings.database_pooler != "pgbouncer",
             wait_timeout=settings.db_pool_timeout,
+            tracing=tracing,
         ),
+        tracing=tracing,
         persisted=persisted_queries(settings, executor),
         compression=ResponseCompression(
             level=settings.gzip_level, min_bytes=settings.gzip_min_bytes
@@ -195,6 +204,7 @@ def create_app(
         RequestObserver,
         max_operations=settings.metrics_max_operations,
         quiet_prefixes=(ASSETS_PATH,),
+        tracing=tracing,
     )
     shortcut = Middleware(GraphQLShortcut, endpoint=endpoint.post)
     middleware = [observer, shortcut]

@@ -19,6 +19,8 @@ _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color
 # The request being answered, set by the request observer (service/http/observe.py): every line
 # a request causes (a refused value, a database warning) carries its id, not only its own line.
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+# Its OpenTelemetry trace, when tracing is on (service/tracing.py).
+trace_id: ContextVar[str | None] = ContextVar("trace_id", default=None)
 
 
 class _RequestIdFilter(logging.Filter):
@@ -26,6 +28,9 @@ class _RequestIdFilter(logging.Filter):
         current = request_id.get()
         if current is not None and not hasattr(record, "request_id"):
             record.request_id = current
+        trace = trace_id.get()
+        if trace is not None and not hasattr(record, "trace_id"):
+            record.trace_id = trace
         return True
 
 

@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     # distinct live queries one process polls (equal subscriptions share one)
     max_live_queries: int = Field(1000, ge=0)
 
+    # OpenTelemetry: traces go over OTLP/HTTP when an endpoint is set (service/tracing.py);
+    # the exporter reads these and the other OTEL_* variables itself.
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_exporter_otlp_traces_endpoint: str | None = None
+    otel_service_name: str = "service"
+
     # HTTP.
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)

@@ -29,6 +29,7 @@ from service.http.compress import ResponseCompression
 from service.http.graphiql import graphiql_response, wants_graphiql
 from service.http.observe import CLIENT_CLOSED
 from service.http.persisted import PersistedQueries
+from service.tracing import Tracing
 
 log = logging.getLogger("service.graphql")
 
@@ -117,6 +118,7 @@ class GraphQLEndpoint:
         max_batch: int = 10,
         persisted: PersistedQueries | None = None,
         compression: ResponseCompression | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.executor = executor
         self.authenticator = authenticator
@@ -128,6 +130,9 @@ class GraphQLEndpoint:
         self.persisted = persisted or PersistedQueries()
         self.graphiql = graphiql
         self.compression = compression or ResponseCompression(level=0)
+        self.tracing = tracing
+        if tracing is not None:  # swapped in, so that without tracing a request pays nothing
+            self.run = self._traced_run  # type: ignore[method-assign]
 
     async def handle(self, request: Request) -> Response:
         """The route's endpoint: GET and HEAD (queries; GraphiQL for browsers), and POST where
@@ -262,6 +267,25 @@ class GraphQLEndpoint:
             # A bug or an outage, not the client's doing: log it whole, send nothing of it.
             log.exception("unexpected error in operation %s", prepared.operation_label)
             raise OperationFailed(500, "internal error") from None
+
+    async def _traced_run(
+        self,
+        pool: asyncpg.Pool,
+        principal: Principal,
+        prepared: Document,
+        variables: dict[str, Any] | None,
+        *,
+        live: bool = False,
+    ) -> Result:
+        """`run` in a span of its operation: `run` itself when tracing is on (see __init__)."""
+        assert self.tracing is not None
+        operation = prepared.operation
+        if live or operation is None:  # polls are not traced; nothing runs for an invalid one
+            return await GraphQLEndpoint.run(self, pool, principal, prepared, variables, live=live)
+        with self.tracing.operation(operation.operation.value, prepared.operation_label) as span:
+            result = await GraphQLEndpoint.run(self, pool, principal, prepared, variables)
+            span.set_attribute("service.graphql.outcome", result.outcome)
+            return result
 
     async def _answer_batch(
         self,

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.http.metrics import GRAPHQL_LATENCY, GRAPHQL_REQUESTS, OperationLabels
 from service.logs import request_id
+from service.tracing import Tracing
 
 log = logging.getLogger("service.request")
 
@@ -59,8 +60,16 @@ def _outcome(status: int) -> str:
 
 
 class RequestObserver:
-    def __init__(self, app: ASGIApp, *, max_operations: int, quiet_prefixes: tuple[str, ...]):
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_operations: int,
+        quiet_prefixes: tuple[str, ...],
+        tracing: Tracing | None = None,
+    ):
         self.app = app
+        self.tracing = tracing
         self.labels = OperationLabels(max_operations)
         self._children: dict[tuple[str | None, str], tuple[Any, Any]] = {}
         self.quiet = (*_QUIET, *quiet_prefixes)
@@ -74,6 +83,8 @@ class RequestObserver:
         rid = _request_id(scope)
         rid_text = rid.decode()
         context = request_id.set(rid_text)
+        tracing = self.tracing
+        traced = tracing.start_request(scope, rid_text) if tracing is not None else None
 
         async def observed_send(message: Message) -> None:
             nonlocal status
@@ -87,6 +98,8 @@ class RequestObserver:
             await self.app(scope, receive, observed_send)
         finally:
             self._record(scope, status, time.perf_counter() - started, rid_text)
+            if tracing is not None and traced is not None:
+                tracing.end_request(traced, scope, status)
             request_id.reset(context)
 
     def _record(self, scope: Scope, status: int, seconds: float, rid: str) -> None:
