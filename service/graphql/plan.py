@@ -106,9 +106,42 @@ def structural_variables(
     document: DocumentNode, variable_types: Mapping[str, GraphQLInputType]
 ) -> frozenset[str]:
     """The variables whose values shape the plan, once per document: those of structural
-    types (see `is_structural`) and page sizes (see the module's docstring)."""
+    types (see `is_structural`) and page sizes (see the module's docstring), except those
+    used only in mutations' `input`: a write's values are bound, whatever their type
+    (`createPost(input: $post)` would otherwise be planned anew for every post)."""
     typed = {name for name, type_ in variable_types.items() if is_structural(type_)}
-    return frozenset(typed | page_size_variables(document))
+    return frozenset((typed - _input_only_variables(document)) | page_size_variables(document))
+
+
+# The argument of createX / updateX holding the row's values, the only argument of that name
+# in the generated schema: the planner reads it as values only (`_write`), so its variables
+# can stay references. Another argument named so would have to be read the same way.
+WRITE_INPUT_ARGUMENT = "input"
+
+
+def _input_only_variables(document: DocumentNode) -> set[str]:
+    """Variables used in `input` arguments and nowhere else."""
+    in_input: set[str] = set()
+    elsewhere: set[str] = set()
+    depth = 0  # inside an `input` argument
+
+    class Collect(Visitor):
+        def enter_variable_definition(self, *_: Any) -> Any:
+            return self.SKIP  # `$x: T` declares, it does not use
+
+        def enter_argument(self, node: ArgumentNode, *_: Any) -> None:
+            nonlocal depth
+            depth += node.name.value == WRITE_INPUT_ARGUMENT
+
+        def leave_argument(self, node: ArgumentNode, *_: Any) -> None:
+            nonlocal depth
+            depth -= node.name.value == WRITE_INPUT_ARGUMENT
+
+        def enter_variable(self, node: VariableNode, *_: Any) -> None:
+            (in_input if depth else elsewhere).add(node.name.value)
+
+    visit(document, Collect())
+    return in_input - elsewhere
 
 
 def structural_key(
@@ -428,7 +461,7 @@ class Planner:
         input_tree = None
         if kind != "delete":
             arg_type = self._argument_type(ctx, "Mutation", name, "input")
-            input_tree = ctx.input_tree(args, "input", arg_type)
+            input_tree = ctx.input_tree(args, WRITE_INPUT_ARGUMENT, arg_type, values_only=True)
             _required(None if _plain(input_tree) is None else input_tree, "input")
         return Write(key, kind, model, id_ref, input_tree, self._object(ctx, model, nodes))
 
@@ -722,23 +755,28 @@ class _Context:
             return None
         return self._tree(node)
 
-    def input_tree(self, arguments: Any, name: str, type_: Any) -> InputTree:
+    def input_tree(
+        self, arguments: Any, name: str, type_: Any, *, values_only: bool = False
+    ) -> InputTree:
+        """An argument as a tree of constants and references to variables. `values_only`: the
+        argument is only ever read as values (a mutation's input, validated and bound when it
+        runs), so every variable in it stays a reference, input objects too."""
         node = self._argument(arguments, name)
-        return None if node is None else self._tree(node)
+        return None if node is None else self._tree(node, values_only)
 
-    def _tree(self, node: ValueNode) -> Any:
+    def _tree(self, node: ValueNode, values_only: bool = False) -> Any:
         if isinstance(node, VariableNode):
             var_name = node.name.value
             value = self.variables.get(var_name)
             var_type = self.variable_types.get(var_name)
-            if var_type is not None and not is_structural(var_type):
+            if values_only or (var_type is not None and not is_structural(var_type)):
                 return Var(var_name) if value is not None else Const(None)
             return _wrap_leaves(value)
         if isinstance(node, ObjectValueNode):
-            return {f.name.value: self._tree(f.value) for f in node.fields}
+            return {f.name.value: self._tree(f.value, values_only) for f in node.fields}
         if isinstance(node, ListValueNode):
             # a list of scalars binds as one array value
-            items = [self._tree(v) for v in node.values]
+            items = [self._tree(v, values_only) for v in node.values]
             if all(isinstance(i, Const) for i in items):
                 return Const([i.value for i in items])
             if all(not isinstance(i, dict) for i in items):

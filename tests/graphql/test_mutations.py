@@ -140,3 +140,28 @@ async def test_a_failing_field_rolls_back_the_whole_mutation(api):
     assert body["errors"][0]["path"] == ["b"]
     unchanged = await gql(api, f'{{ post(id: "{MINE}") {{ title }} }}')
     assert unchanged["data"]["post"]["title"] == "Post 02"
+
+
+async def test_an_input_object_variable_is_bound_not_planned_anew_for_each_value(seeded):
+    # Apollo's usual shape: the whole input as one variable. Each request writes its own
+    # values, and one plan serves them all (it used to be planned anew for every value).
+    from tests.support import RunningService
+
+    create = (
+        "mutation Create($post: PostCreateInput!) { createPost(input: $post) { title published } }"
+    )
+    update = (
+        "mutation Update($id: UUID!, $changes: PostUpdateInput!) "
+        "{ updatePost(id: $id, input: $changes) { title published } }"
+    )
+    service = RunningService(seeded)
+    async with service as http:
+        for n in range(5):
+            post = {"title": f"Made {n}", "content": "-", "published": n % 2 == 0}
+            body = await gql(http, create, {"post": post}, as_user=ALICE)
+            assert body["data"]["createPost"] == {"title": f"Made {n}", "published": n % 2 == 0}
+        for changes in ({"title": "Renamed"}, {"published": False}, {"title": "Again"}):
+            body = await gql(http, update, {"id": post_id(2), "changes": changes}, as_user=ALICE)
+            assert body["data"]["updatePost"]["title"] == changes.get("title", "Renamed")
+    plans = service.app.state.executor.plans.items  # (query, operation name, variables)
+    assert [key[0].split("(")[0] for key in plans] == ["mutation Create", "mutation Update"]
