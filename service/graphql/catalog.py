@@ -98,6 +98,16 @@ class ModelInfo:
     update_model: type[BaseModel] | None = None
 
     @property
+    def mutation_names(self) -> dict[str, str]:
+        """Each write's root field: createPost, createPosts (many rows), updatePost, ..."""
+        return {
+            "create": f"create{self.type_name}",
+            "create_many": f"create{self.plural[:1].upper()}{self.plural[1:]}",
+            "update": f"update{self.type_name}",
+            "delete": f"delete{self.type_name}",
+        }
+
+    @property
     def qualified_table(self) -> str:
         schema = f'"{self.table.schema}".' if self.table.schema else ""
         return f'{schema}"{self.table.name}"'

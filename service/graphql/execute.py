@@ -380,7 +380,7 @@ class Executor:
             emitter = Emitter(self.catalog, max_page_size=self.limits.max_page_size)
             emitter.statement.sql = emitter.write(write, columns)
             visible = None
-            if write.kind != "create":
+            if write.kind in ("update", "delete"):
                 checker = Emitter(self.catalog, max_page_size=self.limits.max_page_size)
                 checker.statement.sql = checker.exists(write)
                 visible = checker.statement
@@ -388,13 +388,28 @@ class Executor:
         return compiled
 
     def _validated_input(self, write: Write, coerced: dict[str, Any]) -> dict[str, Any]:
+        """The columns to write and their values (for createXs, each column's list of them)."""
         if write.kind == "delete":
             return {}
-        key = (write.model.type_name, write.kind)
+        kind = "create" if write.kind == "create_many" else write.kind
+        key = (write.model.type_name, kind)
         shape = self.input_shapes.get(key)
         if shape is None:
-            shape = self.input_shapes[key] = InputShape(write.model, write.kind)
-        return shape.validate(resolve_tree(write.input, coerced) or {})
+            shape = self.input_shapes[key] = InputShape(write.model, kind)
+        given = resolve_tree(write.input, coerced)
+        if write.kind != "create_many":
+            return shape.validate(given or {})
+        limit = self.limits.max_page_size
+        if len(given) > limit:
+            raise LimitExceeded(f"`inputs`: at most {limit} rows at once (MAX_PAGE_SIZE)")
+        rows = []
+        for i, item in enumerate(given):
+            try:
+                rows.append(shape.validate(item))
+            except BadUserInput as error:
+                raise BadUserInput(f"inputs[{i}]: {error.message}", **error.extensions) from None
+        # a create's validation gives every column of its class: the same ones for every row
+        return {column: [row[column] for row in rows] for column in (rows[0] if rows else ())}
 
     # introspection runs on graphql-core: it reads the schema only
 

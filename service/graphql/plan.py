@@ -113,17 +113,17 @@ def structural_variables(
     return frozenset((typed - _input_only_variables(document)) | page_size_variables(document))
 
 
-# The argument of createX / updateX holding the row's values, the only argument of that name
-# in the generated schema: the planner reads it as values only (`_write`), so its variables
-# can stay references. Another argument named so would have to be read the same way.
-WRITE_INPUT_ARGUMENT = "input"
+# The arguments of createX / createXs / updateX holding the rows' values, the only arguments
+# of these names in the generated schema: the planner reads them as values only (`_write`), so
+# their variables can stay references. Another argument named so must be read the same way.
+WRITE_INPUT_ARGUMENTS = frozenset(("input", "inputs"))
 
 
 def _input_only_variables(document: DocumentNode) -> set[str]:
-    """Variables used in `input` arguments and nowhere else."""
+    """Variables used in write input arguments and nowhere else."""
     in_input: set[str] = set()
     elsewhere: set[str] = set()
-    depth = 0  # inside an `input` argument
+    depth = 0  # inside a write input argument
 
     class Collect(Visitor):
         def enter_variable_definition(self, *_: Any) -> Any:
@@ -131,11 +131,11 @@ def _input_only_variables(document: DocumentNode) -> set[str]:
 
         def enter_argument(self, node: ArgumentNode, *_: Any) -> None:
             nonlocal depth
-            depth += node.name.value == WRITE_INPUT_ARGUMENT
+            depth += node.name.value in WRITE_INPUT_ARGUMENTS
 
         def leave_argument(self, node: ArgumentNode, *_: Any) -> None:
             nonlocal depth
-            depth -= node.name.value == WRITE_INPUT_ARGUMENT
+            depth -= node.name.value in WRITE_INPUT_ARGUMENTS
 
         def enter_variable(self, node: VariableNode, *_: Any) -> None:
             (in_input if depth else elsewhere).add(node.name.value)
@@ -357,7 +357,7 @@ class Introspection:
 @dataclass
 class Write:
     key: str
-    kind: str  # "create" | "update" | "delete"
+    kind: str  # "create" | "create_many" | "update" | "delete"
     model: ModelInfo
     id: Ref | None
     input: InputTree | None
@@ -401,8 +401,8 @@ class Planner:
         self.connection_types = {f"{m.type_name}Connection": m for m in catalog}
         self.mutations: dict[str, tuple[str, ModelInfo]] = {}
         for m in catalog:
-            for kind in ("create", "update", "delete"):
-                self.mutations[f"{kind}{m.type_name}"] = (kind, m)
+            for kind, field_name in m.mutation_names.items():
+                self.mutations[field_name] = (kind, m)
 
     def plan(
         self,
@@ -455,14 +455,15 @@ class Planner:
         kind, model = self.mutations[name]
         args = nodes[0].arguments
         id_ref = None
-        if kind != "create":
+        if kind in ("update", "delete"):
             pk = model.primary_key.field
             id_ref = _required(ctx.scalar_ref(args, pk), pk)
         input_tree = None
         if kind != "delete":
-            arg_type = self._argument_type(ctx, "Mutation", name, "input")
-            input_tree = ctx.input_tree(args, WRITE_INPUT_ARGUMENT, arg_type, values_only=True)
-            _required(None if _plain(input_tree) is None else input_tree, "input")
+            argument = "inputs" if kind == "create_many" else "input"
+            arg_type = self._argument_type(ctx, "Mutation", name, argument)
+            input_tree = ctx.input_tree(args, argument, arg_type, values_only=True)
+            _required(None if _plain(input_tree) is None else input_tree, argument)
         return Write(key, kind, model, id_ref, input_tree, self._object(ctx, model, nodes))
 
     def _argument_type(self, ctx: _Context, type_name: str, field_name: str, arg: str) -> Any:

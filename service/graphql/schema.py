@@ -393,7 +393,17 @@ def _mutation_fields(b: _Builder, model: ModelInfo) -> list[StrawberryField]:
         kind="input",
         description=f"A new {name} (from {model.create_model.__name__}).",
     )
-    fields.append(b.field(f"create{name}", name, args={"input": (f"{name}CreateInput", UNSET)}))
+    names = model.mutation_names
+    fields.append(b.field(names["create"], name, args={"input": (f"{name}CreateInput", UNSET)}))
+    fields.append(
+        b.field(
+            names["create_many"],
+            f"list[{name}]",
+            args={"inputs": (f"list[{name}CreateInput]", UNSET)},
+            description=f"Several new {name} rows in one statement, returned in the inputs' "
+            "order; if one is refused, none is written.",
+        )
+    )
     if model.update_model is not None:
         b.define(
             f"{name}UpdateInput",

@@ -608,6 +608,18 @@ class Emitter:
         a = self.alias()
         table = model.qualified_table
         pk = model.primary_key
+        if w.kind == "create_many":
+            if not columns:
+                return "SELECT '[]'::json"  # no rows given
+            names = ", ".join(_quote(n) for n in columns)
+            arrays = ", ".join(self.bind_array(model.column(n), _Input(n)) for n in columns)
+            # RETURNING yields the rows as they were inserted: for an INSERT from unnest, one by
+            # one in the arrays' order, which is the inputs' order.
+            return (
+                f"WITH written AS (INSERT INTO {table} AS {a} ({names}) "
+                f"SELECT * FROM unnest({arrays}) RETURNING {self.object(w.selection, a)} AS _row) "
+                "SELECT coalesce(json_agg(written._row), '[]'::json) FROM written"
+            )
         if w.kind == "create":
             if columns:
                 names = ", ".join(_quote(n) for n in columns)

@@ -165,3 +165,58 @@ async def test_an_input_object_variable_is_bound_not_planned_anew_for_each_value
             assert body["data"]["updatePost"]["title"] == changes.get("title", "Renamed")
     plans = service.app.state.executor.plans.items  # (query, operation name, variables)
     assert [key[0].split("(")[0] for key in plans] == ["mutation Create", "mutation Update"]
+
+
+CREATE_POSTS = """mutation($posts: [PostCreateInput!]!) {
+  createPosts(inputs: $posts) { title published authorId author { id } }
+}"""
+
+
+async def test_create_many_writes_every_row_in_one_statement_in_the_inputs_order(seeded):
+    from tests.support import RunningService
+
+    posts = [
+        {"title": "Bulk C", "content": "-"},
+        {"title": "Bulk A", "content": "-", "published": True},
+        {"title": "Bulk B", "content": "-"},
+    ]
+    statements: list[str] = []
+    service = RunningService(seeded, db_pool_size=1)  # one connection: all it runs
+    async with service as http:
+        async with service.app.state.pool.acquire() as connection:
+            connection.add_query_logger(lambda record: statements.append(record.query))
+        body = await gql(http, CREATE_POSTS, {"posts": posts}, as_user=ALICE)
+        assert "errors" not in body, (body, statements)
+        assert body["data"]["createPosts"] == [
+            {"title": t, "published": p, "authorId": ALICE, "author": {"id": ALICE}}
+            for t, p in (("Bulk C", False), ("Bulk A", True), ("Bulk B", False))
+        ]
+        writes = [s for s in statements if "INSERT" in s]
+        assert len(writes) == 1 and len(statements) <= 2, statements  # (+ the caller's settings)
+        # written, and visible to their author
+        count = await gql(
+            http, '{ posts(filter: {title: {startsWith: "Bulk"}}) { totalCount } }', as_user=ALICE
+        )
+        assert count["data"]["posts"]["totalCount"] == 3
+        empty = await gql(http, CREATE_POSTS, {"posts": []}, as_user=ALICE)
+        assert empty == {"data": {"createPosts": []}}
+
+
+async def test_create_many_refuses_all_when_one_row_is_bad(api):
+    posts = [{"title": "Fine", "content": "-"}, {"title": "x" * 256, "content": "-"}]
+    body = await gql(api, CREATE_POSTS, {"posts": posts}, as_user=ALICE)
+    error = body["errors"][0]
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "title"}
+    assert error["message"].startswith("inputs[1]: ")
+    assert body["data"] is None
+    count = await gql(api, '{ posts(filter: {title: {eq: "Fine"}}) { totalCount } }')
+    assert count["data"]["posts"]["totalCount"] == 0
+
+    too_many = [{"title": f"P{n}", "content": "-"} for n in range(101)]
+    body = await gql(api, CREATE_POSTS, {"posts": too_many}, as_user=ALICE)
+    assert body["errors"][0]["extensions"]["code"] == "LIMIT_EXCEEDED"
+
+    # anonymous callers may not write posts: Row Level Security refuses the whole statement
+    body = await gql(api, CREATE_POSTS, {"posts": posts[:1]})
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert body["data"] is None
