@@ -143,6 +143,8 @@ def _uvicorn_options(settings: Settings) -> dict[str, Any]:
         "http": "httptools",
         "lifespan": "on",
         "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
+        # A WebSocket message is held to the request body's limit before it is read whole.
+        "ws_max_size": settings.max_body_bytes,
     }
 
 

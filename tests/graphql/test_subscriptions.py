@@ -449,3 +449,10 @@ async def test_distinct_live_queries_per_process_are_limited_but_equal_ones_stil
         await asyncio.sleep(2 * POLL)
         await two.subscribe("n3", page, variables={"n": 3})  # room again
         assert (await two.receive())["type"] == "next"
+
+
+async def test_a_message_over_the_body_limit_closes_the_socket(seeded: DatabaseURL):
+    async with RunningService(seeded, max_body_bytes=2000) as http, socket_to(http) as socket:
+        await socket.init()
+        await socket.subscribe("1", "{ posts { totalCount } }" + " " * 3000)
+        assert (await socket.closed())[0] == 1009  # "message too big"
