@@ -66,9 +66,17 @@ DEFAULT_QUERY = """\
 # and put it in the Headers tab below:
 #   {"Authorization": "Bearer <token>"}
 #
-# Run a query with Ctrl-Enter or the run button.
+# Run a query with Ctrl-Enter or the run button. Every query field is also
+# a live subscription: write `subscription` for `query` (one field), and
+# the answer comes again whenever it changes.
 query RecentPosts {
   posts(first: 10, orderBy: [{createdAt: DESC}]) {
+    aggregates {
+      count
+      max {
+        createdAt
+      }
+    }
     nodes {
       id
       title
