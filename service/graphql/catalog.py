@@ -100,11 +100,14 @@ class ModelInfo:
     @property
     def mutation_names(self) -> dict[str, str]:
         """Each write's root field: createPost, createPosts (many rows), updatePost, ..."""
+        plural = self.plural[:1].upper() + self.plural[1:]
         return {
             "create": f"create{self.type_name}",
-            "create_many": f"create{self.plural[:1].upper()}{self.plural[1:]}",
+            "create_many": f"create{plural}",
             "update": f"update{self.type_name}",
+            "update_many": f"update{plural}",
             "delete": f"delete{self.type_name}",
+            "delete_many": f"delete{plural}",
         }
 
     @property

@@ -326,6 +326,7 @@ class Executor:
         # and a failure rolls all of them back, so a client never sees half an operation applied.
         statements: list[tuple[str, Statement | None, Statement | None]] = []
         bound: dict[str, dict[str, Any]] = {}  # each field's variables and validated input
+        counted: set[str] = set()  # updateXs / deleteXs: held to a page of rows
         for f in plan.fields:
             if isinstance(f, Typename):
                 statements.append((f.key, None, None))
@@ -335,6 +336,9 @@ class Executor:
             write, visible = self._write_statements(f, tuple(values))
             statements.append((f.key, write, visible))
             bound[f.key] = {**coerced, WRITE_VALUES: values}
+            if f.kind in ("update_many", "delete_many"):
+                counted.add(f.key)
+        limit = self.limits.max_page_size
 
         async def work(connection: asyncpg.Connection) -> list[bytes]:
             out = []
@@ -344,6 +348,14 @@ class Executor:
                     continue
                 try:
                     variables = bound[key]
+                    if key in counted:
+                        value, rows = await connection.fetchrow(
+                            statement.sql, *statement.bind(variables)
+                        )
+                        if rows > limit:  # raised in the transaction: it rolls back
+                            raise _AtField(key, LimitExceeded(_TOO_MANY.format(rows, limit)))
+                        out.append(value)
+                        continue
                     value = await connection.fetchval(statement.sql, *statement.bind(variables))
                     if (
                         value is None
@@ -358,7 +370,7 @@ class Executor:
 
         try:
             writes = sum(1 for _, statement, _ in statements if statement is not None)
-            values = await run(work, atomic=writes > 1)
+            values = await run(work, atomic=writes > 1 or bool(counted))
         except _AtField as failed:
             error = _for_caller(failed.error, anonymous)
             return Result(
@@ -389,16 +401,16 @@ class Executor:
 
     def _validated_input(self, write: Write, coerced: dict[str, Any]) -> dict[str, Any]:
         """The columns to write and their values (for createXs, each column's list of them)."""
-        if write.kind == "delete":
+        if write.kind in ("delete", "delete_many"):
             return {}
-        kind = "create" if write.kind == "create_many" else write.kind
+        kind = write.kind.removesuffix("_many")
         key = (write.model.type_name, kind)
         shape = self.input_shapes.get(key)
         if shape is None:
             shape = self.input_shapes[key] = InputShape(write.model, kind)
         given = resolve_tree(write.input, coerced)
         if write.kind != "create_many":
-            return shape.validate(given or {})
+            return shape.validate(given or {})  # one row's values, also for updateXs
         limit = self.limits.max_page_size
         if len(given) > limit:
             raise LimitExceeded(f"`inputs`: at most {limit} rows at once (MAX_PAGE_SIZE)")
@@ -448,6 +460,12 @@ class Executor:
 
 
 _NOT_YOURS = "not allowed to change this row"
+
+
+_TOO_MANY = (
+    "the filter matches {} rows you may change; at most {} change at once (MAX_PAGE_SIZE): "
+    "nothing was changed, narrow the filter"
+)
 
 
 def _for_caller(error: ApiError, anonymous: bool) -> ApiError:

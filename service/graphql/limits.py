@@ -200,8 +200,9 @@ def _rows_under(item: object, parents: int, max_page_size: int) -> int:
         return sum(_rows_under(f, parents, max_page_size) for f in item.fields)
     if isinstance(item, ToOne):
         return _rows_under(item.target, parents, max_page_size)
-    if isinstance(item, Write) and item.kind == "create_many":
-        # up to a page of new rows (more inputs are refused), each with its selection
+    if isinstance(item, Write) and item.kind.endswith("_many"):
+        # up to a page of rows (more inputs, or more rows matched, are refused), each with its
+        # selection
         rows = parents * max_page_size
         return rows + _rows_under(item.selection, rows, max_page_size)
     if isinstance(item, ByKey | Viewer | Write):

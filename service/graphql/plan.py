@@ -357,11 +357,12 @@ class Introspection:
 @dataclass
 class Write:
     key: str
-    kind: str  # "create" | "create_many" | "update" | "delete"
+    kind: str  # "create" | "update" | "delete", or one of them with "_many"
     model: ModelInfo
     id: Ref | None
     input: InputTree | None
     selection: ObjectSelection
+    condition: Any = None  # updateXs / deleteXs: the rows their filter matches
     # Its SQL per set of columns written (execute.py fills it): input values are bound.
     compiled: dict[tuple[str, ...], Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -459,12 +460,18 @@ class Planner:
             pk = model.primary_key.field
             id_ref = _required(ctx.scalar_ref(args, pk), pk)
         input_tree = None
-        if kind != "delete":
+        if kind not in ("delete", "delete_many"):
             argument = "inputs" if kind == "create_many" else "input"
             arg_type = self._argument_type(ctx, "Mutation", name, argument)
             input_tree = ctx.input_tree(args, argument, arg_type, values_only=True)
             _required(None if _plain(input_tree) is None else input_tree, argument)
-        return Write(key, kind, model, id_ref, input_tree, self._object(ctx, model, nodes))
+        condition = None
+        if kind in ("update_many", "delete_many"):
+            given = ctx.structural(args, "filter", f"{model.type_name}Filter")
+            _required(None if _plain(given) is None else given, "filter")  # `{}`: every row
+            condition = self._condition(model, given)
+        selection = self._object(ctx, model, nodes)
+        return Write(key, kind, model, id_ref, input_tree, selection, condition)
 
     def _argument_type(self, ctx: _Context, type_name: str, field_name: str, arg: str) -> Any:
         parent = self.schema.get_type(type_name)

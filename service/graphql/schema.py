@@ -413,21 +413,44 @@ def _mutation_fields(b: _Builder, model: ModelInfo) -> list[StrawberryField]:
         )
         fields.append(
             b.field(
-                f"update{name}",
+                names["update"],
                 f"{name} | None",
                 args={pk.field: (pk_type, UNSET), "input": (f"{name}UpdateInput", UNSET)},
                 description="The updated row, or null when no visible row has this id.",
             )
         )
+        fields.append(
+            b.field(
+                names["update_many"],
+                f"list[{name}]",
+                args={"filter": (f"{name}Filter", UNSET), "input": (f"{name}UpdateInput", UNSET)},
+                description=_MANY.format(verb="updated", name=name),
+            )
+        )
     fields.append(
         b.field(
-            f"delete{name}",
+            names["delete"],
             f"{name} | None",
             args={pk.field: (pk_type, UNSET)},
             description="The deleted row, or null when no visible row had this id.",
         )
     )
+    fields.append(
+        b.field(
+            names["delete_many"],
+            f"list[{name}]",
+            args={"filter": (f"{name}Filter", UNSET)},
+            description=_MANY.format(verb="deleted", name=name),
+        )
+    )
     return fields
+
+
+_MANY = (
+    "Every {name} row the filter matches that the caller may change, {verb} in one statement "
+    "and returned in primary key order (`filter: {{}}` matches all). At most MAX_PAGE_SIZE "
+    "rows: when more match, nothing changes and the error is LIMIT_EXCEEDED."
+)
 
 
 def _input_fields(

@@ -620,6 +620,20 @@ class Emitter:
                 f"SELECT * FROM unnest({arrays}) RETURNING {self.object(w.selection, a)} AS _row) "
                 "SELECT coalesce(json_agg(written._row), '[]'::json) FROM written"
             )
+        if w.kind in ("update_many", "delete_many"):
+            where = "true" if w.condition is None else self.condition(w.condition, a)
+            if w.kind == "delete_many":
+                change = f"DELETE FROM {table} AS {a} WHERE {where}"
+            else:
+                change = f"UPDATE {table} AS {a} SET {self._sets(w, columns, a)} WHERE {where}"
+            key = f"{a}.{_quote(pk.name)}"
+            # the rows and how many (execute.py refuses more than a page, rolling back)
+            return (
+                f"WITH changed AS ({change} RETURNING {key} AS _key, "
+                f"{self.object(w.selection, a)} AS _row) "
+                "SELECT coalesce(json_agg(changed._row ORDER BY changed._key), '[]'::json), "
+                "count(*) FROM changed"
+            )
         if w.kind == "create":
             if columns:
                 names = ", ".join(_quote(n) for n in columns)
@@ -633,16 +647,18 @@ class Emitter:
             if w.kind == "delete":
                 change = f"DELETE FROM {table} AS {a} WHERE {match}"
             else:
-                sets = [
-                    f"{_quote(n)} = {self.bind_value(model.column(n), _Input(n))}" for n in columns
-                ]
-                sets += [
-                    f"{_quote(c.name)} = now()" for c in model.columns.values() if c.touch_on_update
-                ]
-                if not sets:
-                    sets = [f"{_quote(pk.name)} = {a}.{_quote(pk.name)}"]
-                change = f"UPDATE {table} AS {a} SET {', '.join(sets)} WHERE {match}"
+                change = f"UPDATE {table} AS {a} SET {self._sets(w, columns, a)} WHERE {match}"
         return f"{change} RETURNING {self.object(w.selection, a)}"
+
+    def _sets(self, w: Write, columns: tuple[str, ...], a: str) -> str:
+        """An update's SET: the given columns, bound, and those every update touches."""
+        model = w.model
+        sets = [f"{_quote(n)} = {self.bind_value(model.column(n), _Input(n))}" for n in columns]
+        sets += [f"{_quote(c.name)} = now()" for c in model.columns.values() if c.touch_on_update]
+        if not sets:
+            pk = _quote(model.primary_key.name)
+            sets = [f"{pk} = {a}.{pk}"]
+        return ", ".join(sets)
 
 
 # Where a write's validated input values travel among the variables: no GraphQL variable

@@ -220,3 +220,54 @@ async def test_create_many_refuses_all_when_one_row_is_bad(api):
     body = await gql(api, CREATE_POSTS, {"posts": posts[:1]})
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     assert body["data"] is None
+
+
+async def test_update_and_delete_many_change_the_callers_matching_rows(api):
+    # Alice authors the even-numbered posts, Bob the odd ones; all are published.
+    unpublish = """mutation($f: PostFilter!) {
+      updatePosts(filter: $f, input: {published: false}) { id title published }
+    }"""
+    mine = {"title": {"in": ["Post 02", "Post 03", "Post 04"]}}
+    body = await gql(api, unpublish, {"f": mine}, as_user=ALICE)
+    # Post 03 is Bob's: his row matches the filter but is not Alice's to change
+    assert body["data"]["updatePosts"] == [
+        {"id": post_id(2), "title": "Post 02", "published": False},
+        {"id": post_id(4), "title": "Post 04", "published": False},
+    ]
+    published = await gql(api, "{ posts(filter: {published: {eq: true}}) { totalCount } }")
+    assert published["data"]["posts"]["totalCount"] == 23
+
+    delete = (
+        "mutation($f: PostFilter!) { deletePosts(filter: $f) { title comments { totalCount } } }"
+    )
+    body = await gql(api, delete, {"f": {"published": {"eq": False}}}, as_user=ALICE)
+    assert body["data"]["deletePosts"] == [
+        {"title": "Post 02", "comments": {"totalCount": 3}},  # as they were before the delete
+        {"title": "Post 04", "comments": {"totalCount": 3}},
+    ]
+    left = await gql(api, "{ posts { totalCount } }", as_user=ALICE)
+    assert left["data"]["posts"]["totalCount"] == 23
+    nothing = await gql(api, delete, {"f": {"title": {"eq": "no such post"}}}, as_user=ALICE)
+    assert nothing == {"data": {"deletePosts": []}}
+
+
+async def test_more_matching_rows_than_a_page_change_nothing(seeded):
+    from tests.support import RunningService
+
+    async with RunningService(seeded, max_page_size=5, default_page_size=5) as http:
+        # Alice may change 12 of the 25 posts: more than 5
+        body = await gql(
+            http,
+            'mutation { updatePosts(filter: {}, input: {content: "bulk"}) { id } }',
+            as_user=ALICE,
+        )
+        assert body["errors"][0]["extensions"]["code"] == "LIMIT_EXCEEDED"
+        assert "12 rows" in body["errors"][0]["message"]
+        assert body["data"] is None
+        changed = await gql(
+            http, '{ posts(filter: {content: {eq: "bulk"}}) { totalCount } }', as_user=ALICE
+        )
+        assert changed["data"]["posts"]["totalCount"] == 0
+        # anonymous callers change nothing at all
+        anonymous = await gql(http, "mutation { deletePosts(filter: {}) { id } }")
+        assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
