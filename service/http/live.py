@@ -17,11 +17,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service.graphql.errors import LimitExceeded
-from service.http.metrics import LIVE_QUERIES
+from service.http.metrics import LIVE_QUERIES, LIVE_QUERY_RUNS
+
+_CHANGED, _UNCHANGED, _FAILED = (
+    LIVE_QUERY_RUNS.labels(r) for r in ("changed", "unchanged", "failed")
+)
 
 log = logging.getLogger("service.websocket")
 
-# What one run gave: ("next", the answer's JSON) or ("error", the errors that end it).
+# What one run gave: ("next", the answer's JSON), ("failed", an answer with errors that may
+# pass: the database busy or away, a statement timed out; tried again next tick) or ("error",
+# the errors that end the operation: it could never run).
 Outcome = tuple[str, Any]
 
 
@@ -38,7 +44,7 @@ class Listener:
     async def deliver(self, outcome: Outcome) -> None:
         kind, value = outcome
         try:
-            if kind == "next":
+            if kind != "error":
                 await self.send_next(value)
             else:
                 await self.send_errors(value)
@@ -65,11 +71,15 @@ class _Poll:
         try:
             while self.listeners:
                 outcome = await self.run()
-                if outcome[0] != "next":
+                kind, body = outcome
+                if kind == "error":
+                    _FAILED.inc()
                     await self._deliver(outcome)  # the same error for all: they all end
                     return
-                if outcome[1] != self.latest:
-                    self.latest = outcome[1]
+                changed = body != self.latest  # an outage is said once, and so is the answer
+                (_FAILED if kind == "failed" else _CHANGED if changed else _UNCHANGED).inc()
+                if changed:
+                    self.latest = body
                     await self._deliver(outcome)
                 await asyncio.sleep(self.period)
         except asyncio.CancelledError:

@@ -63,6 +63,12 @@ LIVE_QUERIES = Gauge(
     "caller share one (summed over worker processes)",
     multiprocess_mode="livesum",
 )
+LIVE_QUERY_RUNS = Counter(
+    "service_graphql_live_query_runs",
+    "Runs of live queries' statements, by what came of them: changed (an answer was sent), "
+    "unchanged (nothing sent), failed (an error was sent)",
+    ["result"],
+)
 MIGRATION_STATE = Gauge(
     "service_migration_state",
     "1 for the start phase this service is in: waiting (for the database), migrating, done, failed",

@@ -211,7 +211,7 @@ class _Socket:
             kind, value = await self._run(prepared, variables, live=False)
             if self.operations.get(id_) is not asyncio.current_task():
                 return  # completed by the client meanwhile, or the socket closed
-            if kind == "next":
+            if kind != "error":
                 await self.send_next(id_, value)
                 await self.send({"id": id_, "type": "complete"})
             else:
@@ -249,8 +249,8 @@ class _Socket:
     async def _run(
         self, prepared: Document, variables: dict[str, Any] | None, *, live: bool
     ) -> Outcome:
-        """One run as this socket's caller: ("next", the answer) or ("error", errors that end
-        the operation)."""
+        """One run as this socket's caller: ("next", the answer), ("failed", an answer with
+        errors that may pass) or ("error", errors that end it): see live.Outcome."""
         state = self.websocket.app.state
         assert self.principal is not None
         if state.pool is None:  # still starting
@@ -262,10 +262,12 @@ class _Socket:
             )
         except OperationFailed as failed:
             if failed.status == 503:
-                return "next", failed.body  # the database is busy or away: said, then retried
+                return "failed", failed.body  # the database busy or away: tried again
             return "error", orjson.loads(failed.body)["errors"]
         if result.outcome == "request_error":  # variables, page sizes: it would never run
             return "error", orjson.loads(result.body)["errors"]
+        if result.outcome == "field_error":  # e.g. a statement timed out
+            return "failed", result.body
         return "next", result.body
 
     async def send(self, message: dict[str, Any]) -> None:

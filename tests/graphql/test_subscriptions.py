@@ -329,6 +329,9 @@ async def test_a_failing_run_is_reported_once_and_the_answer_follows_when_it_rec
         await socket.init()
         await socket.subscribe("1", "subscription { posts { totalCount } }")
         assert (await socket.receive())["payload"] == {"data": {"posts": {"totalCount": 25}}}
+        await asyncio.sleep(3 * POLL)
+        before = await runs_in_metrics(http)
+        assert before["changed"] >= 1 and before["unchanged"] >= 2  # the first, then quiet
 
         # A migration of the test's own holds the table: every run times out meanwhile.
         holder = await asyncpg.connect(**seeded.asyncpg_kwargs())
@@ -338,6 +341,7 @@ async def test_a_failing_run_is_reported_once_and_the_answer_follows_when_it_rec
             assert failed["payload"]["data"] is None
             assert failed["payload"]["errors"][0]["extensions"]["code"] == "LIMIT_EXCEEDED"
             await socket.quiet_for(1.5)  # several runs failed the same way: said once
+            assert (await runs_in_metrics(http))["failed"] >= before["failed"] + 2
             await holder.execute(
                 "INSERT INTO posts (title, content, published, author_id) VALUES "
                 f"('Made while locked', '', true, '{ALICE}'); COMMIT"
@@ -456,3 +460,13 @@ async def test_a_message_over_the_body_limit_closes_the_socket(seeded: DatabaseU
         await socket.init()
         await socket.subscribe("1", "{ posts { totalCount } }" + " " * 3000)
         assert (await socket.closed())[0] == 1009  # "message too big"
+
+
+async def runs_in_metrics(http: httpx.AsyncClient) -> dict[str, float]:
+    """service_graphql_live_query_runs_total by result."""
+    runs = {"changed": 0.0, "unchanged": 0.0, "failed": 0.0}
+    for line in (await http.get("/metrics")).text.splitlines():
+        if line.startswith("service_graphql_live_query_runs_total{"):
+            result = line.split('result="')[1].split('"')[0]
+            runs[result] = float(line.split()[-1])
+    return runs
