@@ -271,6 +271,28 @@ async def test_a_new_model_gets_queries_filters_order_pages_and_mutations(tagged
         "max": {"weight": 5, "name": "green"},
     }
 
+    # the bulk writes come with the model too
+    many = await gql(
+        http,
+        "mutation($in: [TagCreateInput!]!) { createTags(inputs: $in) { name weight } }",
+        {"in": [{"name": n, "postId": post_id(3), "weight": 1} for n in ("navy", "nude")]},
+    )
+    assert "errors" not in many, many
+    assert many["data"]["createTags"] == [
+        {"name": "navy", "weight": 1},
+        {"name": "nude", "weight": 1},
+    ]
+    renamed_many = await gql(
+        http,
+        'mutation { updateTags(filter: {name: {startsWith: "n"}}, input: {name: "new"}) '
+        "{ name weight } }",
+    )
+    assert "errors" not in renamed_many, renamed_many
+    assert renamed_many["data"]["updateTags"] == [{"name": "new", "weight": 1}] * 2
+    gone = await gql(http, 'mutation { deleteTags(filter: {name: {eq: "new"}}) { name } }')
+    assert gone["data"]["deleteTags"] == [{"name": "new"}] * 2
+    assert (await gql(http, "{ tags { totalCount } }"))["data"]["tags"]["totalCount"] == 4
+
 
 async def test_the_suite_process_never_sees_the_new_model():
     # The model lived in another process: this one's registry, schema and metadata lack it.
