@@ -173,7 +173,6 @@ def create_app(
         caller_context=CallerContext(
             session_state=settings.database_pooler != "pgbouncer",
             wait_timeout=settings.db_pool_timeout,
-            tracing=tracing,
         ),
         tracing=tracing,
         persisted=persisted_queries(settings, executor),

@@ -21,7 +21,6 @@ import asyncpg
 
 from service.auth import ANONYMOUS, Principal
 from service.db.line import ConnectionLine
-from service.tracing import Tracing
 
 T = TypeVar("T")
 
@@ -71,13 +70,8 @@ def _key(principal: Principal) -> str:
 
 
 class CallerContext:
-    def __init__(
-        self, *, session_state: bool, wait_timeout: float = 30.0, tracing: Tracing | None = None
-    ) -> None:
+    def __init__(self, *, session_state: bool, wait_timeout: float = 30.0) -> None:
         self.session_state = session_state
-        self.tracing = tracing
-        if tracing is not None:  # a span for each turn on a connection; without, nothing paid
-            self.run = self._traced_run  # type: ignore[method-assign]
         self.wait_timeout = wait_timeout  # for a turn on a connection (see line.py)
         self._line: ConnectionLine | None = None
 
@@ -105,19 +99,6 @@ class CallerContext:
             return result
         finally:
             await line.give_back(connection, reusable=done)
-
-    async def _traced_run(
-        self,
-        pool: asyncpg.Pool,
-        principal: Principal,
-        work: Callable[[asyncpg.Connection], Awaitable[T]],
-        *,
-        atomic: bool,
-    ) -> T:
-        """`run` in a span of its own: `run` itself when tracing is on (see __init__)."""
-        assert self.tracing is not None
-        with self.tracing.statement():
-            return await CallerContext.run(self, pool, principal, work, atomic=atomic)
 
     async def _as_caller(
         self,

@@ -378,31 +378,38 @@ class Emitter:
         # GROUP BY (): exactly one row, also when the page is empty
         return f"(SELECT {self.json_object(pairs)} FROM ({page_rows}) {a} GROUP BY ())"
 
-    def _total_count(self, c: Connection, parent: str | None) -> str:
+    def _over_matching_rows(
+        self, c: Connection, parent: str | None, select: Callable[[str], str]
+    ) -> str:
+        """A sub-select over every row the connection matches, the page's bounds aside:
+        `select` gets the rows' alias."""
         t = self.alias()
         conditions = " AND ".join(self._base_conditions(c, t, parent)) or "true"
-        return f"(SELECT count(*) FROM {c.model.read_from} {t} WHERE {conditions})"
+        return f"(SELECT {select(t)} FROM {c.model.read_from} {t} WHERE {conditions})"
+
+    def _total_count(self, c: Connection, parent: str | None) -> str:
+        return self._over_matching_rows(c, parent, lambda t: "count(*)")
 
     def _aggregates(self, c: Connection, parent: str | None, part: Aggregates) -> str:
-        """One pass over every matching row (the page's bounds aside), as totalCount counts."""
-        t = self.alias()
-        conditions = " AND ".join(self._base_conditions(c, t, parent)) or "true"
-        pairs: list[tuple[str, str]] = []
-        for p in part.parts:
-            if isinstance(p, AggregateCount):
-                pairs.append((p.key, "count(*)"))
-            elif isinstance(p, AggregateValues):
-                cast = "::float8" if AGGREGATE_FUNCTIONS[p.function][1] == "Float" else ""
-                values = [
-                    (v.key, _literal(v.name))
-                    if isinstance(v, Typename)
-                    else (v[0], f"{p.function}({t}.{_quote(v[1].name)}){cast}")
-                    for v in p.parts
-                ]
-                pairs.append((p.key, self.json_object(values)))
-            elif isinstance(p, Typename):
-                pairs.append((p.key, _literal(p.name)))
-        return f"(SELECT {self.json_object(pairs)} FROM {c.model.read_from} {t} WHERE {conditions})"
+        def select(t: str) -> str:
+            pairs: list[tuple[str, str]] = []
+            for p in part.parts:
+                if isinstance(p, AggregateCount):
+                    pairs.append((p.key, "count(*)"))
+                elif isinstance(p, AggregateValues):
+                    cast = "::float8" if AGGREGATE_FUNCTIONS[p.function][1] == "Float" else ""
+                    values = [
+                        (v.key, _literal(v.name))
+                        if isinstance(v, Typename)
+                        else (v[0], f"{p.function}({t}.{_quote(v[1].name)}){cast}")
+                        for v in p.parts
+                    ]
+                    pairs.append((p.key, self.json_object(values)))
+                elif isinstance(p, Typename):
+                    pairs.append((p.key, _literal(p.name)))
+            return self.json_object(pairs)
+
+        return self._over_matching_rows(c, parent, select)
 
     def _count_only(self, c: Connection, parent: str | None) -> list[tuple[str, str]]:
         pairs = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, replace
 from typing import Any
@@ -32,6 +33,8 @@ from service.http.persisted import PersistedQueries
 from service.tracing import Tracing
 
 log = logging.getLogger("service.graphql")
+
+_NO_SPAN = contextlib.nullcontext()  # without tracing: holds no state, so one serves all
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 NEEDS_WEBSOCKET = orjson.dumps(
@@ -131,8 +134,6 @@ class GraphQLEndpoint:
         self.graphiql = graphiql
         self.compression = compression or ResponseCompression(level=0)
         self.tracing = tracing
-        if tracing is not None:  # swapped in, so that without tracing a request pays nothing
-            self.run = self._traced_run  # type: ignore[method-assign]
 
     async def handle(self, request: Request) -> Response:
         """The route's endpoint: GET and HEAD (queries; GraphiQL for browsers), and POST where
@@ -242,49 +243,44 @@ class GraphQLEndpoint:
         is not the client's doing is raised as OperationFailed."""
         if prepared.is_subscription and not live:
             return Result(NEEDS_WEBSOCKET, "request_error")
+        # With tracing on: a span for the operation, one for its turn on a connection under it
+        # (live polls untraced: a trace a second per subscriber would drown the rest).
+        tracing = None if live else self.tracing
+        operation = prepared.operation
+        span: Any = _NO_SPAN
+        if tracing is not None and operation is not None:
+            span = tracing.operation(operation.operation.value, prepared.operation_label)
 
         async def run_in_transaction(work: Any, *, atomic: bool) -> Any:
-            return await self.caller_context.run(pool, principal, work, atomic=atomic)
+            with tracing.statement() if tracing is not None else _NO_SPAN:
+                return await self.caller_context.run(pool, principal, work, atomic=atomic)
 
-        try:
-            return await self.executor.run(
-                prepared,
-                variables,
-                run_in_transaction,  # type: ignore[arg-type]
-                anonymous=principal.anonymous,
-            )
-        except NoConnectionInTime as error:
-            # Overloaded or stalled: shed this request rather than queue it without end.
-            log.warning("%s for operation %s", error, prepared.operation_label)
-            raise OperationFailed(503, DATABASE_BUSY) from None
-        except (OSError, asyncpg.InternalClientError) as error:
-            # The database cannot be reached (restarting, failing over): one line, and a 503
-            # that tells clients and proxies to retry. (asyncpg raises InternalClientError for a
-            # connection the server closed a moment ago, before it has read the close.)
-            log.warning("database unreachable in operation %s: %r", prepared.operation_label, error)
-            raise OperationFailed(503, DATABASE_UNAVAILABLE) from None
-        except Exception:
-            # A bug or an outage, not the client's doing: log it whole, send nothing of it.
-            log.exception("unexpected error in operation %s", prepared.operation_label)
-            raise OperationFailed(500, "internal error") from None
-
-    async def _traced_run(
-        self,
-        pool: asyncpg.Pool,
-        principal: Principal,
-        prepared: Document,
-        variables: dict[str, Any] | None,
-        *,
-        live: bool = False,
-    ) -> Result:
-        """`run` in a span of its operation: `run` itself when tracing is on (see __init__)."""
-        assert self.tracing is not None
-        operation = prepared.operation
-        if live or operation is None:  # polls are not traced; nothing runs for an invalid one
-            return await GraphQLEndpoint.run(self, pool, principal, prepared, variables, live=live)
-        with self.tracing.operation(operation.operation.value, prepared.operation_label) as span:
-            result = await GraphQLEndpoint.run(self, pool, principal, prepared, variables)
-            span.set_attribute("service.graphql.outcome", result.outcome)
+        with span as current:
+            try:
+                result = await self.executor.run(
+                    prepared,
+                    variables,
+                    run_in_transaction,  # type: ignore[arg-type]
+                    anonymous=principal.anonymous,
+                )
+            except NoConnectionInTime as error:
+                # Overloaded or stalled: shed this request rather than queue it without end.
+                log.warning("%s for operation %s", error, prepared.operation_label)
+                raise OperationFailed(503, DATABASE_BUSY) from None
+            except (OSError, asyncpg.InternalClientError) as error:
+                # The database cannot be reached (restarting, failing over): one line, and a
+                # 503 that tells clients and proxies to retry. (asyncpg raises
+                # InternalClientError for a connection the server closed a moment ago, before
+                # it has read the close.)
+                label = prepared.operation_label
+                log.warning("database unreachable in operation %s: %r", label, error)
+                raise OperationFailed(503, DATABASE_UNAVAILABLE) from None
+            except Exception:
+                # A bug or an outage, not the client's doing: log it whole, send nothing of it.
+                log.exception("unexpected error in operation %s", prepared.operation_label)
+                raise OperationFailed(500, "internal error") from None
+            if current is not None:
+                current.set_attribute("service.graphql.outcome", result.outcome)
             return result
 
     async def _answer_batch(
