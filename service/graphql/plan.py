@@ -15,7 +15,7 @@ keep one plan. There are at most `max_page_size` + 1 of them per variable.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -28,7 +28,9 @@ from graphql import (
     FloatValueNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLInputObjectType,
     GraphQLInputType,
+    GraphQLList,
     GraphQLObjectType,
     GraphQLScalarType,
     GraphQLSchema,
@@ -45,6 +47,7 @@ from graphql import (
     VariableNode,
     Visitor,
     get_named_type,
+    get_nullable_type,
     visit,
 )
 
@@ -217,8 +220,56 @@ class ObjectSelection:
 
 @dataclass(frozen=True)
 class OrderKey:
-    column: ColumnInfo
+    """One sort key: a column of the row, or a value reached through its relations.
+
+    `path` leads from the row through many-to-one relations to the row holding `column`; when
+    its last relation is one-to-many, `function` aggregates that relation's rows (`count`, or
+    min/max/sum/avg of `column`). Related rows are those the caller can see, so a hidden or
+    missing one sorts as null. `value` is the sorted value as cursors and keyset comparisons
+    see it: its type, and whether it can be null.
+    """
+
+    column: ColumnInfo | None  # None: `count`
     descending: bool
+    path: tuple[RelationInfo, ...] = ()
+    function: str | None = None
+
+    @cached_property
+    def value(self) -> ColumnInfo:
+        if self.column is None:  # count
+            return COUNT
+        if self.function in ("sum", "avg"):  # as the aggregates return them (sql.py)
+            return replace(
+                self.column,
+                python_type=float,
+                scalar="Float",
+                sql_type="float8",
+                nullable=True,
+                primary_key=False,
+            )
+        if self.path:  # a related row may be hidden, or a one-to-many relation have no rows
+            return replace(self.column, nullable=True, primary_key=False)
+        return self.column
+
+    @property
+    def label(self) -> str:
+        """What the key sorts by, as its orderBy entry names it: `author.email`."""
+        names = [r.field for r in self.path]
+        names += [n for n in (self.function, self.column and self.column.field) if n]
+        return ".".join(names)
+
+
+COUNT = ColumnInfo(
+    name="count",
+    field="count",
+    python_type=int,
+    scalar="Int",
+    sql_type="bigint",
+    nullable=False,
+    primary_key=False,
+    private=False,
+    touch_on_update=False,
+)
 
 
 @dataclass
@@ -323,7 +374,7 @@ class Connection:
     @property
     def order_signature(self) -> str:
         # The type too: a cursor of another type's connection in the same order is refused.
-        keys = ",".join(f"{k.column.field}:{'D' if k.descending else 'A'}" for k in self.order)
+        keys = ",".join(f"{k.label}:{'D' if k.descending else 'A'}" for k in self.order)
         return f"{self.model.type_name}/{keys}"
 
 
@@ -581,16 +632,31 @@ class Planner:
     def _order(self, model: ModelInfo, value: Any) -> list[OrderKey]:
         keys: list[OrderKey] = []
         for entry in _plain(value) or []:
-            if len(entry) != 1:
-                raise BadUserInput("each `orderBy` entry names exactly one field")
-            ((name, direction),) = entry.items()
-            column = model.columns[name]
-            if all(k.column is not column for k in keys):
-                keys.append(OrderKey(column, getattr(direction, "value", direction) == "DESC"))
+            key = self._order_key(model, entry, ())
+            if all(k.label != key.label for k in keys):
+                keys.append(key)
         pk = model.primary_key
-        if all(k.column is not pk for k in keys):
+        if all(k.label != pk.field for k in keys):
             keys.append(OrderKey(pk, False))
         return keys
+
+    def _order_key(self, model: ModelInfo, entry: Any, path: tuple[RelationInfo, ...]) -> OrderKey:
+        """One orderBy entry: a column, or a relation's entry, nested as deep as selections."""
+        name, operand = _only_entry(entry)
+        relation = model.relations.get(name)
+        if relation is None:
+            return OrderKey(model.columns[name], _descending(operand), path)
+        if len(path) >= self.max_depth:
+            raise LimitExceeded(f"an `orderBy` may go through at most {self.max_depth} relations")
+        target = self.catalog[relation.target]
+        path = (*path, relation)
+        if not relation.to_many:
+            return self._order_key(target, operand, path)
+        function, operand = _only_entry(operand)
+        if function == "count":
+            return OrderKey(None, _descending(operand), path, function)
+        field_name, direction = _only_entry(operand)
+        return OrderKey(target.columns[field_name], _descending(direction), path, function)
 
     def _condition(self, model: ModelInfo, value: Any, hops: int = 0) -> Any:
         """The filter as a condition tree; `hops` counts the relations passed through, held to
@@ -761,7 +827,10 @@ class _Context:
         node = self._argument(arguments, name)
         if node is None:
             return None
-        return self._tree(node)
+        listed = type_name.startswith("[")
+        named = self.schema.get_type(type_name.strip("[!]"))
+        assert named is not None
+        return self._tree(node, GraphQLList(named) if listed else named)
 
     def input_tree(
         self, arguments: Any, name: str, type_: Any, *, values_only: bool = False
@@ -770,9 +839,12 @@ class _Context:
         argument is only ever read as values (a mutation's input, validated and bound when it
         runs), so every variable in it stays a reference, input objects too."""
         node = self._argument(arguments, name)
-        return None if node is None else self._tree(node, values_only)
+        return None if node is None else self._tree(node, type_, values_only)
 
-    def _tree(self, node: ValueNode, values_only: bool = False) -> Any:
+    def _tree(self, node: ValueNode, type_: Any, values_only: bool = False) -> Any:
+        """`type_` is the input type at this place: GraphQL reads a single value given where
+        a list is expected as a list of that one value (`orderBy: {title: ASC}`)."""
+        type_ = get_nullable_type(type_)
         if isinstance(node, VariableNode):
             var_name = node.name.value
             value = self.variables.get(var_name)
@@ -780,11 +852,18 @@ class _Context:
             if values_only or (var_type is not None and not is_structural(var_type)):
                 return Var(var_name) if value is not None else Const(None)
             return _wrap_leaves(value)
+        if isinstance(type_, GraphQLList) and not isinstance(node, ListValueNode | NullValueNode):
+            return self._tree(ListValueNode(values=(node,)), type_, values_only)
         if isinstance(node, ObjectValueNode):
-            return {f.name.value: self._tree(f.value, values_only) for f in node.fields}
+            fields = type_.fields if isinstance(type_, GraphQLInputObjectType) else {}
+            return {
+                f.name.value: self._tree(f.value, _field_type(fields, f.name.value), values_only)
+                for f in node.fields
+            }
         if isinstance(node, ListValueNode):
             # a list of scalars binds as one array value
-            items = [self._tree(v, values_only) for v in node.values]
+            item_type = type_.of_type if isinstance(type_, GraphQLList) else None
+            items = [self._tree(v, item_type, values_only) for v in node.values]
             if all(isinstance(i, Const) for i in items):
                 return Const([i.value for i in items])
             if all(not isinstance(i, dict) for i in items):
@@ -805,12 +884,30 @@ class _ListRef:
         return [item(variables) for item in self.items]
 
 
+def _field_type(fields: Mapping[str, Any], name: str) -> Any:
+    found = fields.get(name)
+    return None if found is None else found.type
+
+
 def _required(value: Any, name: str) -> Any:
     """A non-null argument's value. Validation refuses null literals and nullable variables
     there, except a variable with a default that the request sets to null explicitly."""
     if value is None:
         raise BadUserInput(f"`{name}` must not be null", field=name)
     return value
+
+
+def _only_entry(value: Any) -> tuple[str, Any]:
+    entry = _plain(value)
+    if not isinstance(entry, dict) or len(entry) != 1:
+        raise BadUserInput("each `orderBy` entry names exactly one field")
+    ((name, operand),) = entry.items()
+    return name, operand
+
+
+def _descending(direction: Any) -> bool:
+    direction = _plain(direction)
+    return getattr(direction, "value", direction) == "DESC"
 
 
 def _plain(value: Any) -> Any:

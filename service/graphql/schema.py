@@ -278,6 +278,32 @@ def _define_aggregates(b: _Builder, model: ModelInfo) -> None:
     b.define(f"{name}Aggregates", fields, description=f"Aggregates over {name} rows.")
 
 
+def _define_aggregates_order(b: _Builder, model: ModelInfo) -> None:
+    """How a parent sorts by an aggregate over its one-to-many rows of this model."""
+    name = model.type_name
+    fields = [b.field("count", "SortDirection | None", default=UNSET, description="Row count.")]
+    for function, (scalars, _) in AGGREGATE_FUNCTIONS.items():
+        columns = [c for c in model.columns.values() if c.scalar in scalars]
+        if not columns:
+            continue
+        type_name = f"{name}{function.capitalize()}OrderBy"
+        b.define(
+            type_name,
+            [b.field(c.field, "SortDirection | None", default=UNSET) for c in columns],
+            kind="input",
+            one_of=True,
+            description=f"`{function}` of one {name} column (null: none has a value).",
+        )
+        fields.append(b.field(function, f"{type_name} | None", default=UNSET))
+    b.define(
+        f"{name}AggregatesOrderBy",
+        fields,
+        kind="input",
+        one_of=True,
+        description=f"One aggregate over related {name} rows to sort by.",
+    )
+
+
 def _define_scalar_filter(b: _Builder, scalar: str, operators: tuple[str, ...]) -> None:
     py = _PYTHON_SCALARS[scalar]
     fields = []
@@ -371,13 +397,29 @@ def _define_model_types(b: _Builder, catalog: Catalog, model: ModelInfo) -> None
         kind="input",
         description=f"Conditions on a list of related {name} rows, those the caller can see.",
     )
+    order_fields = [
+        b.field(c.field, "SortDirection | None", default=UNSET) for c in model.columns.values()
+    ]
+    for rel in model.relations.values():
+        if rel.to_many:
+            type_, text = (
+                f"{rel.target}AggregatesOrderBy",
+                f"By an aggregate of its {rel.field} (those the caller can see).",
+            )
+        else:
+            type_, text = (
+                f"{rel.target}OrderBy",
+                f"By a value of its {rel.field} (null when there is none the caller can see).",
+            )
+        order_fields.append(b.field(rel.field, f"{type_} | None", default=UNSET, description=text))
     b.define(
         f"{name}OrderBy",
-        [b.field(c.field, "SortDirection | None", default=UNSET) for c in model.columns.values()],
+        order_fields,
         kind="input",
         one_of=True,
         description="One sort key; the primary key is always appended as the tie-breaker.",
     )
+    _define_aggregates_order(b, model)
 
 
 def _mutation_fields(b: _Builder, model: ModelInfo) -> list[StrawberryField]:

@@ -284,7 +284,6 @@ class Emitter:
 
     def connection(self, c: Connection, parent: str | None) -> str:
         a = self.alias()
-        model = c.model
         backward = c.page.backward
         size_ref = c.page.last if backward else c.page.first
         assert size_ref is not None
@@ -298,24 +297,29 @@ class Emitter:
             return f"(SELECT {self.json_object(self._count_only(c, parent))})"
         base = self._base_conditions(c, a, parent)
         page_conditions = list(base)
-        cols = tuple(k.column for k in c.order)
+        # The sort keys' values over the table's rows; `sorted_as` reads them back from the
+        # page's rows.
+        rows, values = self._sorted_rows(c, a)
+        related = [i for i, k in enumerate(c.order) if k.path]
+        extra = "".join(f", {values[i]} AS _s{i}" for i in related)
+        sorted_as = [f"{a}._s{i}" if i in related else v for i, v in enumerate(values)]
         if c.page.after is not None:
-            page_conditions.append(self._keyset(c, a, c.page.after, cols, after=True))
+            page_conditions.append(self._keyset(c, values, c.page.after, after=True))
         if c.page.before is not None:
-            page_conditions.append(self._keyset(c, a, c.page.before, cols, after=False))
+            page_conditions.append(self._keyset(c, values, c.page.before, after=False))
         order = ", ".join(
-            f"{a}.{_quote(k.column.name)} {'DESC' if k.descending != backward else 'ASC'}"
-            for k in c.order
+            f"{v} {'DESC' if k.descending != backward else 'ASC'}"
+            for k, v in zip(c.order, values, strict=True)
         )
         where = " AND ".join(page_conditions) or "true"
         natural = "DESC" if backward else "ASC"
         reverse = "ASC" if backward else "DESC"
-        cursor = self._cursor_expr(c, a)
+        cursor = self._cursor_expr(c, sorted_as)
         if any(isinstance(p, PageInfoField) for p in c.parts):
             # pageInfo needs one row past the page (is there more?) and the rows' positions.
             page_rows = (
-                f"SELECT {a}.*, row_number() OVER (ORDER BY {order}) AS _rn "
-                f"FROM {model.read_from} {a} WHERE {where} ORDER BY {order} LIMIT {size} + 1"
+                f"SELECT {a}.*{extra}, row_number() OVER (ORDER BY {order}) AS _rn "
+                f"FROM {rows} WHERE {where} ORDER BY {order} LIMIT {size} + 1"
             )
             in_page = f"{a}._rn <= {size}"
 
@@ -324,12 +328,12 @@ class Emitter:
         else:
             # Just the rows: no extra row, no window function (a quarter of Q1's SQL time).
             page_rows = (
-                f"SELECT {a}.* FROM {model.read_from} {a} WHERE {where} "
-                f"ORDER BY {order} LIMIT {size}"
+                f"SELECT {a}.*{extra} FROM {rows} WHERE {where} ORDER BY {order} LIMIT {size}"
             )
             in_page = "true"
             in_order = ", ".join(
-                f"{a}.{_quote(k.column.name)} {'DESC' if k.descending else 'ASC'}" for k in c.order
+                f"{v} {'DESC' if k.descending else 'ASC'}"
+                for k, v in zip(c.order, sorted_as, strict=True)
             )
 
             def agg(value: str) -> str:
@@ -440,11 +444,10 @@ class Emitter:
             return "false"
         t = self.alias()
         conditions = self._base_conditions(c, t, parent)
-        cols = tuple(k.column for k in c.order)
         # rows not after `after` are before it (or it); rows not before `before` follow it
-        strict = self._keyset(c, t, bound, cols, after=before)
-        conditions.append(f"NOT {strict}")
-        return f"EXISTS (SELECT FROM {c.model.read_from} {t} WHERE {' AND '.join(conditions)})"
+        rows, values = self._sorted_rows(c, t)
+        conditions.append(f"NOT {self._keyset(c, values, bound, after=before)}")
+        return f"EXISTS (SELECT FROM {rows} WHERE {' AND '.join(conditions)})"
 
     def _base_conditions(self, c: Connection, a: str, parent: str | None) -> list[str]:
         conditions = []
@@ -462,15 +465,50 @@ class Emitter:
             raise BadUserInput(f"`{name}` may be at most {limit}", field=name)
         return size
 
-    def _cursor_expr(self, c: Connection, a: str) -> str:
-        values = ", ".join(f"{a}.{_quote(k.column.name)}" for k in c.order)
+    def _sorted_rows(self, c: Connection, a: str) -> tuple[str, list[str]]:
+        """The FROM of the connection's rows (alias `a`), and its sort keys' values there.
+
+        A value through relations is a sub-select, computed in a LATERAL beside each row;
+        OFFSET 0 keeps PostgreSQL from folding it back into every place it is used (the keyset
+        names each key up to three times), so it runs once a row.
+        """
+        values = [self._sort_value(k, k.path, a) for k in c.order]
+        rows = f"{c.model.read_from} {a}"
+        if not any(k.path for k in c.order):
+            return rows, values
+        s = self.alias()
+        related = [i for i, k in enumerate(c.order) if k.path]
+        computed = ", ".join(f"{values[i]} AS _s{i}" for i in related)
+        for i in related:
+            values[i] = f"{s}._s{i}"
+        return f"{rows} CROSS JOIN LATERAL (SELECT {computed} OFFSET 0) {s}", values
+
+    def _sort_value(self, key: OrderKey, path: tuple[RelationInfo, ...], a: str) -> str:
+        """A sub-select per relation of the path, over the rows the caller can see."""
+        if not path:
+            assert key.column is not None
+            return f"{a}.{_quote(key.column.name)}"
+        relation, rest = path[0], path[1:]
+        r = self.alias()
+        if rest or key.function is None:
+            value = self._sort_value(key, rest, r)
+        elif key.column is None:
+            value = "count(*)"
+        else:
+            cast = "::float8" if key.value.sql_type == "float8" else ""
+            value = f"{key.function}({r}.{_quote(key.column.name)}){cast}"
+        target = self.catalog[relation.target]
+        return f"(SELECT {value} FROM {target.read_from} {r} WHERE {_join(relation, r, a)})"
+
+    def _cursor_expr(self, c: Connection, sorted_as: list[str]) -> str:
+        values = ", ".join(sorted_as)
         return _base64(f"json_build_array({_literal(c.order_signature)}, {values})::text")
 
-    def _keyset(
-        self, c: Connection, a: str, cursor: Ref, cols: tuple[ColumnInfo, ...], *, after: bool
-    ) -> str:
-        """Rows strictly after (or before) the cursor's row in the connection's order."""
+    def _keyset(self, c: Connection, columns: list[str], cursor: Ref, *, after: bool) -> str:
+        """Rows strictly after (or before) the cursor's row in the connection's order;
+        `columns` are the sort keys' values over the rows."""
         signature = c.order_signature
+        cols = tuple(k.value for k in c.order)
         params = []
         for i, key in enumerate(c.order):
 
@@ -478,10 +516,9 @@ class Emitter:
                 return _decode_cursor(str(cursor(variables)), signature, cols)[i]
 
             p = self.bind(get, "text")
-            cast = key.column.sql_type
+            cast = key.value.sql_type
             params.append(p if cast == "text" else f"{p}::{cast}")
-        columns = [f"{a}.{_quote(k.column.name)}" for k in c.order]
-        nullable = any(k.column.nullable for k in c.order)
+        nullable = any(k.value.nullable for k in c.order)
         directions = {k.descending for k in c.order}
         if not nullable and len(directions) == 1:
             # One direction and no nulls: a row comparison, which an index on the keys serves.
@@ -695,19 +732,19 @@ def _like_pattern(pattern: str | None) -> str | None:
 
 
 def _cursor_check(cursor: Ref, c: Connection) -> Getter:
-    columns = tuple(k.column for k in c.order)
+    columns = tuple(k.value for k in c.order)
     return lambda v: _decode_cursor(str(cursor(v)), c.order_signature, columns)
 
 
 def _equal(column: str, param: str, key: OrderKey) -> str:
-    if key.column.nullable:
+    if key.value.nullable:
         return f"{column} IS NOT DISTINCT FROM {param}"
     return f"{column} = {param}"
 
 
 def _follows(column: str, param: str, key: OrderKey, greater: bool) -> str:
     """`column` sorts strictly after `param`; nulls count as the greatest value (PostgreSQL's)."""
-    if not key.column.nullable:
+    if not key.value.nullable:
         return f"{column} {'>' if greater else '<'} {param}"
     if greater:
         return f"({param} IS NOT NULL AND ({column} > {param} OR {column} IS NULL))"

@@ -327,12 +327,74 @@ def filter_sql(f: Any, rel: sa.TableClause) -> Any:
     return join(f[1].sql(rel), f[2].sql(rel))
 
 
-def order_sql(kind: Kind, rel: sa.TableClause, order: list[tuple[str, str]]) -> list[Any]:
+# An orderBy entry: a column's field, or a path through relations to a column or an
+# aggregate, as its nested input names it: ("author", "email"), ("comments", "count"),
+# ("comments", "max", "createdAt"), ("post", "author", "email").
+OrderField = str | tuple[str, ...]
+
+# The related sort values a case may use, per model (only values that inserts of the model's
+# own rows leave unchanged: a comment inserted on post 3 would change post 3's comment count).
+RELATED_ORDER: dict[str, tuple[tuple[str, ...], ...]] = {
+    "Post": (
+        ("author", "email"),
+        ("author", "createdAt"),
+        ("comments", "count"),
+        ("comments", "max", "createdAt"),
+        ("comments", "min", "body"),
+    ),
+    "User": (
+        ("posts", "count"),
+        ("comments", "count"),
+        ("posts", "max", "createdAt"),
+        ("posts", "min", "title"),
+    ),
+    "Comment": (
+        ("post", "title"),
+        ("post", "createdAt"),
+        ("author", "email"),
+        ("post", "author", "createdAt"),
+    ),
+}
+
+
+def order_input(field: OrderField, direction: Any) -> dict[str, Any]:
+    """One orderBy entry as the API takes it: {"author": {"email": "ASC"}}."""
+    path = (field,) if isinstance(field, str) else field
+    entry: Any = direction
+    for name in reversed(path):
+        entry = {name: entry}
+    return dict(entry)
+
+
+def order_value(kind: Kind, rel: Any, field: OrderField) -> Any:
+    """The sorted value as SQL: a column, or a scalar sub-select per relation of the path."""
+    path = (field,) if isinstance(field, str) else field
+    name, rest = path[0], path[1:]
+    if not rest:
+        return rel.c[kind.columns[name]]
+    if name in kind.to_one:
+        target_name, local = kind.to_one[name]
+        target = KINDS[target_name]
+        related = relation(target.model).alias()
+        inner = order_value(target, related, rest)
+        return sa.select(inner).where(related.c.id == rel.c[local]).scalar_subquery()
+    target_name, remote = kind.to_many[name]
+    target = KINDS[target_name]
+    related = relation(target.model).alias()
+    function = rest[0]
+    if function == "count":
+        value = sa.func.count()
+    else:
+        value = getattr(sa.func, function)(related.c[target.columns[rest[1]]])
+    return sa.select(value).where(related.c[remote] == rel.c.id).scalar_subquery()
+
+
+def order_sql(kind: Kind, rel: sa.TableClause, order: list[tuple[OrderField, str]]) -> list[Any]:
     """ORDER BY keys: the given ones (PostgreSQL's default null placement), then the id."""
     keys = []
     for field, direction in order:
-        column = rel.c[kind.columns[field]]
-        keys.append(column.desc() if direction == "DESC" else column.asc())
+        value = order_value(kind, rel, field)
+        keys.append(value.desc() if direction == "DESC" else value.asc())
     if all(field != "id" for field, _ in order):
         keys.append(rel.c.id.asc())
     return keys

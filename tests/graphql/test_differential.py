@@ -31,14 +31,17 @@ from service.db.url import DatabaseURL
 from tests.graphql.conftest import gql, post_id
 from tests.graphql.reference import (
     KINDS,
+    RELATED_ORDER,
     USER_IDS,
     Atom,
     Kind,
+    OrderField,
     Through,
     comment_id,
     filter_graphql,
     filter_sql,
     filters,
+    order_input,
     order_sql,
     relation,
 )
@@ -83,7 +86,7 @@ class Part:
 class Conn:
     kind: Kind
     first: int | None
-    order: list[tuple[str, str]]
+    order: list[tuple[OrderField, str]]
     filter: Any
     parts: list[Part]
     style: dict[str, str]  # per argument: "literal" | "variable" | "inner" (filter operands)
@@ -171,7 +174,8 @@ def connections(kind: Kind, depth: int, root: bool = False) -> st.SearchStrategy
                     )
                 )
             parts.append(part)
-        fields = draw(st.lists(st.sampled_from(sorted(kind.columns)), max_size=2, unique=True))
+        choices: list[OrderField] = [*sorted(kind.columns), *RELATED_ORDER[kind.type_name]]
+        fields = draw(st.lists(st.sampled_from(choices), max_size=2, unique=True))
         return Conn(
             kind=kind,
             first=draw(st.one_of(st.none(), st.integers(0, 5 if root else 3))),
@@ -329,11 +333,11 @@ class Renderer:
             else:
                 args.append(f"first: {self.variable('Int', c.first)}")
         if c.order:
-            value = [{f: d} for f, d in c.order]
+            value = [order_input(f, d) for f, d in c.order]
             if c.style["orderBy"] == "variable":
                 args.append(f"orderBy: {self.variable(f'[{type_name}OrderBy!]', value)}")
             else:
-                args.append(f"orderBy: {literal([{f: _Enum(d)} for f, d in c.order])}")
+                args.append(f"orderBy: {literal([order_input(f, _Enum(d)) for f, d in c.order])}")
         if c.filter is not None:
             if c.style["filter"] == "variable":
                 args.append(

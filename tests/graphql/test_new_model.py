@@ -271,6 +271,22 @@ async def test_a_new_model_gets_queries_filters_order_pages_and_mutations(tagged
         "max": {"weight": 5, "name": "green"},
     }
 
+    # a post sorts by an aggregate of its tags, paged by cursor (post 1: weights 3 and 5,
+    # post 2: 5 and 5; the others have none, and nulls sort last ascending)
+    by_avg = """query($after: String) {
+      posts(first: 1, after: $after, orderBy: {tags: {avg: {weight: ASC}}}) {
+        nodes { title } pageInfo { endCursor } } }"""
+    page = (await gql(http, by_avg))["data"]["posts"]
+    assert page["nodes"] == [{"title": "Post 01"}]
+    page = (await gql(http, by_avg, {"after": page["pageInfo"]["endCursor"]}))["data"]["posts"]
+    assert page["nodes"] == [{"title": "Post 02"}]
+    by_sum = await gql(
+        http,
+        "{ posts(filter: {tags: {some: {}}}, orderBy: [{tags: {sum: {weight: DESC}}}]) "
+        "{ nodes { title } } }",
+    )
+    assert by_sum["data"]["posts"]["nodes"] == [{"title": "Post 02"}, {"title": "Post 01"}]
+
     # the bulk writes come with the model too
     many = await gql(
         http,

@@ -25,12 +25,15 @@ from tests.graphql.reference import (
     BOB,
     COMMENT,
     POST,
+    RELATED_ORDER,
     T0,
     USER,
     Kind,
+    OrderField,
     filter_graphql,
     filter_sql,
     filters,
+    order_input,
     order_sql,
     relation,
 )
@@ -42,7 +45,7 @@ HOURS = [T0 + timedelta(hours=h) for h in range(0, 14, 3)]
 class Case:
     kind: Kind
     nested: bool  # page the same rows through a parent's connection (user.posts, post.comments)
-    order: list[tuple[str, str]]
+    order: list[tuple[OrderField, str]]
     filter: Any
     size: int
     backward: bool
@@ -91,7 +94,9 @@ def new_rows(kind: Kind) -> st.SearchStrategy[dict[str, Any]]:
 def cases(draw: st.DrawFn) -> Case:
     kind = draw(st.sampled_from([POST, POST, USER, COMMENT]))
     nested = kind is not USER and draw(st.booleans())
-    fields = draw(st.lists(st.sampled_from(sorted(kind.columns)), max_size=3, unique=True))
+    # columns, and values through relations: a related row's column, a count, a min or max
+    choices: list[OrderField] = [*sorted(kind.columns), *RELATED_ORDER[kind.type_name]]
+    fields = draw(st.lists(st.sampled_from(choices), max_size=3, unique=True))
     order = [(f, draw(st.sampled_from(["ASC", "DESC"]))) for f in fields]
     inserts: dict[int, list[dict[str, Any]]] = {}
     for page, row in draw(
@@ -152,7 +157,7 @@ class Pager:
             "size": self.case.size,
             "cursor": cursor,
             "filter": filter_graphql(self.case.filter),
-            "order": [{f: d} for f, d in self.case.order],
+            "order": [order_input(f, d) for f, d in self.case.order],
         }
         if self.parent is None:
             query = f"query({declared}) {{ c: {kind.root}({args}) {selection} }}"
