@@ -1,0 +1,102 @@
+"""Any operation the schema admits gets an answer or a client error, never an internal one.
+
+hypothesis-graphql writes queries and mutations from the served schema (any field, argument
+and input shape, strings with NULs and odd code points, ids that exist and ids that do not).
+Each is sent over HTTP as Alice, who may write. Whatever the operation, the service must answer
+with data, or with errors whose `extensions.code` is a client error of API.md, and with no SQL
+or Python detail in them. Which data is right is the differential test's subject, not this one's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from graphql import build_schema
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis_graphql import Mode, from_schema, nodes
+
+from service.graphql.catalog import Catalog
+from service.graphql.schema import build_schema as build_service_schema
+from tests.graphql.conftest import ALICE, BOB, post_id
+from tests.graphql.reference import comment_id
+from tests.support import token_for
+
+CLIENT_CODES = {
+    "BAD_USER_INPUT",
+    "UNAUTHENTICATED",
+    "FORBIDDEN",
+    "NOT_FOUND",
+    "CONFLICT",
+    "LIMIT_EXCEEDED",
+}
+LEAKS = ("SELECT ", "INSERT ", "asyncpg", "Traceback", "postgres", "psycopg", 'File "')
+
+SDL = str(build_service_schema(Catalog.from_registry()).schema)
+
+UUIDS = st.one_of(
+    st.sampled_from([ALICE, BOB, post_id(1), post_id(2), post_id(25), comment_id(3, 1)]),
+    st.uuids().map(str),
+    st.text(max_size=40),  # not a UUID at all
+)
+DATETIMES = st.one_of(
+    st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat()),
+    st.sampled_from(["2026-02-01T00:00:00Z", "2026-02-31T00:00:00Z", "yesterday", ""]),
+)
+SCALARS = {
+    "UUID": UUIDS.map(nodes.String),
+    "DateTime": DATETIMES.map(nodes.String),
+    "Date": st.dates().map(lambda d: nodes.String(d.isoformat())),
+}
+
+
+def operations(mode: Mode = Mode.POSITIVE) -> st.SearchStrategy[str]:
+    return from_schema(build_schema(SDL), custom_scalars=SCALARS, mode=mode)
+
+
+async def _send_as_alice(api: httpx.AsyncClient, operation: str) -> dict[str, Any]:
+    response = await api.post(
+        "/graphql",
+        json={"query": operation},
+        headers={"authorization": f"Bearer {token_for(ALICE)}"},
+    )
+    assert response.status_code in (200, 400), (operation, response.text)
+    body: dict[str, Any] = response.json()
+    for error in body.get("errors", []):
+        code = error.get("extensions", {}).get("code")
+        assert code in CLIENT_CODES, (operation, body)
+        assert not any(leak in error["message"] for leak in LEAKS), (operation, body)
+    return body
+
+
+FUZZ = settings(
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
+
+
+@settings(FUZZ, max_examples=150)
+@given(operation=operations())
+async def test_every_valid_operation_gets_data_or_client_errors(
+    api: httpx.AsyncClient, operation: str
+) -> None:
+    body = await _send_as_alice(api, operation)
+    if "errors" not in body:
+        assert isinstance(body["data"], dict), (operation, body)
+
+
+@settings(FUZZ, max_examples=60)
+@given(operation=operations(Mode.NEGATIVE))
+async def test_every_invalid_operation_is_bad_user_input(
+    api: httpx.AsyncClient, operation: str
+) -> None:
+    # Wrong argument types, missing required arguments, unknown enum values: refused by
+    # validation, before anything runs.
+    body = await _send_as_alice(api, operation)
+    assert body.get("errors"), (operation, body)
+    assert {e["extensions"]["code"] for e in body["errors"]} == {"BAD_USER_INPUT"}, body
