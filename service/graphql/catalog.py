@@ -6,6 +6,7 @@ module looks at a model class directly.
 
 from __future__ import annotations
 
+import enum
 import importlib
 import re
 import sys
@@ -16,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Column, Table
+from sqlalchemy import JSON, Column, Enum, Table
 from sqlalchemy.orm import Mapper, RelationshipDirection, configure_mappers
 from sqlmodel import SQLModel
 
@@ -72,6 +73,30 @@ class ColumnInfo:
     primary_key: bool
     private: bool  # only the row's own user may read it (enforced by PostgreSQL)
     touch_on_update: bool  # set to now() by every update (`onupdate` in the model)
+    # An enum column: its values as PostgreSQL stores them (the GraphQL enum's values), and
+    # the model's Python enum, whose members the model's pydantic classes take.
+    labels: tuple[str, ...] = ()
+    enum_class: type[enum.Enum] | None = None
+
+    @property
+    def orderable(self) -> bool:
+        return self.scalar != "JSON"
+
+    def label(self, value: Any) -> Any:
+        """A member of the model's enum as PostgreSQL stores it; other values unchanged."""
+        if self.enum_class is not None and isinstance(value, self.enum_class):
+            return self.labels[list(self.enum_class).index(value)]
+        return value
+
+    def member(self, value: Any) -> Any:
+        """A stored enum value as the member of the model's enum; other values unchanged."""
+        if self.enum_class is None or isinstance(value, self.enum_class):
+            return value
+        # a variable arrives as a member of the GraphQL enum, whose values are the labels
+        label = value.value if isinstance(value, enum.Enum) else value
+        if isinstance(label, str) and label in self.labels:
+            return list(self.enum_class)[self.labels.index(label)]
+        return value
 
 
 @dataclass(frozen=True)
@@ -196,6 +221,19 @@ def _model_info(mapper: Mapper[Any]) -> ModelInfo:
 
 
 def _column_info(model: type[SQLModel], column: Column[Any], private: frozenset[str]) -> ColumnInfo:
+    common: dict[str, Any] = {
+        "name": column.name,
+        "field": camel(column.name),
+        "nullable": bool(column.nullable),
+        "primary_key": bool(column.primary_key),
+        "private": column.name in private,
+        "touch_on_update": column.onupdate is not None,
+    }
+    if isinstance(column.type, Enum):
+        return _enum_column(column.type, common)
+    if isinstance(column.type, JSON):  # also PostgreSQL's JSON and JSONB
+        sql_type = "jsonb" if column.type.__visit_name__ == "JSONB" else "json"
+        return ColumnInfo(python_type=dict, scalar="JSON", sql_type=sql_type, **common)
     python_type: Any
     try:
         python_type = column.type.python_type
@@ -206,15 +244,39 @@ def _column_info(model: type[SQLModel], column: Column[Any], private: frozenset[
         annotation = model.model_fields[column.name].annotation
         python_type = next((t for t in _SCALARS if annotation is t), str)
     return ColumnInfo(
-        name=column.name,
-        field=camel(column.name),
         python_type=python_type,
         scalar=_SCALARS[python_type],
         sql_type=_sql_type(python_type, column),
-        nullable=bool(column.nullable),
-        primary_key=bool(column.primary_key),
-        private=column.name in private,
-        touch_on_update=column.onupdate is not None,
+        **common,
+    )
+
+
+_GRAPHQL_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
+
+
+def _enum_column(type_: Enum, common: dict[str, Any]) -> ColumnInfo:
+    labels = tuple(type_.enums)
+    bad = [label for label in labels if not _GRAPHQL_NAME.fullmatch(label)]
+    if bad:
+        raise TypeError(f"{common['name']}: enum values {bad} are not GraphQL names")
+    enum_class = type_.enum_class
+    graphql_name = (
+        enum_class.__name__
+        if enum_class
+        else "".join(part.capitalize() for part in (type_.name or common["name"]).split("_"))
+    )
+    if type_.native_enum and type_.name:
+        schema = f'"{type_.schema}".' if type_.schema else ""
+        sql_type = f'{schema}"{type_.name}"'
+    else:
+        sql_type = "text"  # a VARCHAR with a CHECK constraint
+    return ColumnInfo(
+        python_type=str,
+        scalar=graphql_name,
+        sql_type=sql_type,
+        labels=labels,
+        enum_class=enum_class,
+        **common,
     )
 
 

@@ -26,6 +26,10 @@ class InputShape:
         self.not_null = tuple(
             name for name in shape.model_fields if not model.column(name).nullable
         )
+        # enum columns: GraphQL gives the stored values, the class takes its enum's members
+        self.enums = {
+            name: model.column(name) for name in shape.model_fields if model.column(name).labels
+        }
         # pydantic-core's own entry points: the class's whole validation (fields and
         # validators), run once. Through `model_validate` SQLModel's __init__ runs it twice.
         self.shape = shape
@@ -35,12 +39,18 @@ class InputShape:
     def validate(self, raw: dict[str, Any]) -> dict[str, Any]:
         """The columns to write, by attribute name; `BadUserInput` naming the first bad field."""
         data = {self.attribute[k]: v for k, v in raw.items() if k in self.attribute}
+        for name, column in self.enums.items():
+            if name in data:
+                data[name] = column.member(data[name])
         try:
             validated = self.shape.__new__(self.shape)
             self.validator.validate_python(data, self_instance=validated)
         except ValidationError as error:
             raise BadUserInput(_describe(error), field=_first_field(error)) from None
         values: dict[str, Any] = self.serializer.to_python(validated, exclude_unset=self.partial)
+        for name, column in self.enums.items():
+            if name in values:
+                values[name] = column.label(values[name])
         for name in self.not_null:
             if name in values and values[name] is None:
                 raise BadUserInput(f"`{camel(name)}` cannot be null", field=camel(name))

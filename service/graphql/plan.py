@@ -88,7 +88,7 @@ InputTree = Any
 
 
 def resolve_tree(tree: InputTree, variables: Variables) -> Any:
-    if isinstance(tree, Const | Var):
+    if callable(tree):  # Const, Var, a list or JSON literal holding variables
         return tree(variables)
     if isinstance(tree, dict):
         return {k: resolve_tree(v, variables) for k, v in tree.items()}
@@ -851,9 +851,14 @@ class _Context:
             var_type = self.variable_types.get(var_name)
             if values_only or (var_type is not None and not is_structural(var_type)):
                 return Var(var_name) if value is not None else Const(None)
-            return _wrap_leaves(value)
+            return _wrap_leaves(value, var_type)
         if isinstance(type_, GraphQLList) and not isinstance(node, ListValueNode | NullValueNode):
             return self._tree(ListValueNode(values=(node,)), type_, values_only)
+        if isinstance(type_, GraphQLScalarType) and isinstance(
+            node, ObjectValueNode | ListValueNode
+        ):
+            # a JSON literal: one value, whose leaves may be variables
+            return _JsonRef(self._tree(node, None, values_only))
         if isinstance(node, ObjectValueNode):
             fields = type_.fields if isinstance(type_, GraphQLInputObjectType) else {}
             return {
@@ -869,9 +874,17 @@ class _Context:
             if all(not isinstance(i, dict) for i in items):
                 return _ListRef(tuple(items))
             return items
-        if isinstance(node, EnumValueNode):
-            return node.value
-        return Const(_literal(node))
+        return Const(_literal(node))  # enum values too, by name
+
+
+@dataclass(frozen=True)
+class _JsonRef:
+    """A JSON object or list literal, bound as one value: `contains: {tags: [$tag]}`."""
+
+    tree: Any
+
+    def __call__(self, variables: Variables) -> Any:
+        return resolve_tree(self.tree, variables)
 
 
 @dataclass(frozen=True)
@@ -916,20 +929,17 @@ def _plain(value: Any) -> Any:
     return value.value if isinstance(value, Const) else value
 
 
-def _wrap_leaves(value: Any) -> Any:
-    """A structural variable's value, already coerced: scalars become constants."""
-    if isinstance(value, dict):
-        return {k: _wrap_leaves(v) for k, v in value.items()}
-    if isinstance(value, list):
-        if all(not isinstance(v, dict | list) for v in value):
-            return Const(value)
-        return [_wrap_leaves(v) for v in value]
-    if (
-        hasattr(value, "value")
-        and type(value).__module__ != "builtins"
-        and not isinstance(value, str | int | float | bool)
-    ):
-        return getattr(value, "value", value)  # enum
+def _wrap_leaves(value: Any, type_: Any) -> Any:
+    """A structural variable's value, already coerced, as a tree: its input objects and lists
+    of them as dicts and lists, every other value (scalars, enum values, lists of them, JSON)
+    one constant."""
+    type_ = get_nullable_type(type_)
+    if isinstance(type_, GraphQLInputObjectType) and isinstance(value, dict):
+        return {k: _wrap_leaves(v, _field_type(type_.fields, k)) for k, v in value.items()}
+    if isinstance(type_, GraphQLList) and isinstance(value, list):
+        item = get_nullable_type(type_.of_type)
+        if isinstance(item, GraphQLInputObjectType | GraphQLList):
+            return [_wrap_leaves(v, item) for v in value]
     return Const(value)
 
 

@@ -46,6 +46,8 @@ FILTER_OPERATORS: dict[str, tuple[str, ...]] = {
     "DateTime": _COMPARE,
     "Date": _COMPARE,
 }
+_ENUM_OPERATORS = ("eq", "neq", "in", "nin", "isNull")
+_JSON_OPERATORS = ("contains", "isNull")  # contains: PostgreSQL's jsonb @>
 _PYTHON_SCALARS: dict[str, str] = {
     "String": "str",
     "UUID": "uuid.UUID",
@@ -54,7 +56,21 @@ _PYTHON_SCALARS: dict[str, str] = {
     "Float": "float",
     "DateTime": "datetime",
     "Date": "date",
+    "JSON": "JSON",
 }
+
+
+def filter_operators(column: ColumnInfo) -> tuple[str, ...]:
+    if column.labels:
+        return _ENUM_OPERATORS
+    if column.scalar == "JSON":
+        return _JSON_OPERATORS
+    return FILTER_OPERATORS.get(column.scalar, ())
+
+
+def _annotation(column: ColumnInfo) -> str:
+    """The column's GraphQL type, as an annotation in the generated module's namespace."""
+    return column.scalar if column.labels else _PYTHON_SCALARS[column.scalar]
 
 
 @strawberry.enum(description="Sort direction of one `orderBy` entry.")
@@ -192,7 +208,9 @@ def connection_args(model: ModelInfo) -> dict[str, tuple[str, Any]]:
 def build_schema(catalog: Catalog) -> GeneratedSchema:
     b = _Builder()
     for scalar, operators in FILTER_OPERATORS.items():
-        _define_scalar_filter(b, scalar, operators)
+        _define_scalar_filter(b, scalar, _PYTHON_SCALARS[scalar], operators)
+    _define_scalar_filter(b, "JSON", "JSON", _JSON_OPERATORS)
+    _define_enums(b, catalog)
     for model in catalog:
         _define_model_types(b, catalog, model)
 
@@ -227,7 +245,7 @@ def _read_fields(b: _Builder, catalog: Catalog, *, live: bool) -> list[Strawberr
             b.field(
                 model.single,
                 f"{model.type_name} | None",
-                args={pk.field: (f"{_PYTHON_SCALARS[pk.scalar]}", UNSET)},
+                args={pk.field: (_annotation(pk), UNSET)},
                 description=f"One {model.type_name} by its {pk.field}, or null if not visible."
                 + then,
             )
@@ -304,8 +322,27 @@ def _define_aggregates_order(b: _Builder, model: ModelInfo) -> None:
     )
 
 
-def _define_scalar_filter(b: _Builder, scalar: str, operators: tuple[str, ...]) -> None:
-    py = _PYTHON_SCALARS[scalar]
+def _define_enums(b: _Builder, catalog: Catalog) -> None:
+    """A GraphQL enum per enum column type (shared by columns of the same type), whose values
+    are the column's as PostgreSQL stores them, with a filter input of its own."""
+    defined: dict[str, tuple[str, ...]] = {}
+    for model in catalog:
+        for column in model.columns.values():
+            if not column.labels:
+                continue
+            name = column.scalar
+            if name in defined:
+                if defined[name] != column.labels:
+                    raise TypeError(f"two enums named {name} with different values")
+                continue
+            defined[name] = column.labels
+            values = enum.Enum(name, {label: label for label in column.labels})  # type: ignore[misc]
+            values.__module__ = b.module.__name__
+            b.ns[name] = strawberry.enum(values, name=name)
+            _define_scalar_filter(b, name, name, _ENUM_OPERATORS)
+
+
+def _define_scalar_filter(b: _Builder, scalar: str, py: str, operators: tuple[str, ...]) -> None:
     fields = []
     for op in operators:
         if op in ("in", "nin"):
@@ -364,7 +401,7 @@ def _define_model_types(b: _Builder, catalog: Catalog, model: ModelInfo) -> None
     filter_fields = [
         b.field(c.field, f"{c.scalar}Filter | None", default=UNSET)
         for c in model.columns.values()
-        if c.scalar in FILTER_OPERATORS
+        if filter_operators(c)
     ]
     for rel in model.relations.values():
         # The related rows the caller can see (the sub-select runs under RLS like any read).
@@ -398,7 +435,9 @@ def _define_model_types(b: _Builder, catalog: Catalog, model: ModelInfo) -> None
         description=f"Conditions on a list of related {name} rows, those the caller can see.",
     )
     order_fields = [
-        b.field(c.field, "SortDirection | None", default=UNSET) for c in model.columns.values()
+        b.field(c.field, "SortDirection | None", default=UNSET)
+        for c in model.columns.values()
+        if c.orderable
     ]
     for rel in model.relations.values():
         if rel.to_many:
@@ -427,7 +466,7 @@ def _mutation_fields(b: _Builder, model: ModelInfo) -> list[StrawberryField]:
         return []
     name = model.type_name
     pk = model.primary_key
-    pk_type = _PYTHON_SCALARS[pk.scalar]
+    pk_type = _annotation(pk)
     fields = []
     b.define(
         f"{name}CreateInput",
@@ -501,17 +540,19 @@ def _input_fields(
     fields = []
     for py_name, info in shape.model_fields.items():
         column = model.column(py_name)
-        scalar = _PYTHON_SCALARS[column.scalar]
+        scalar = _annotation(column)
         required = info.is_required() and not partial
         type_ = scalar if required else f"{scalar} | None"
         default: Any = UNSET
         if not partial and not info.is_required() and info.default is not None:
             default = info.default
+            if column.labels:
+                default = b.ns[column.scalar](column.label(default))
         fields.append(b.field(camel(py_name), type_, default=default))
     return fields
 
 
 def _output_type(column: ColumnInfo) -> str:
-    scalar = _PYTHON_SCALARS[column.scalar]
+    scalar = _annotation(column)
     # Private columns read as null for everyone but the row's own user.
     return f"{scalar} | None" if column.nullable or column.private else scalar

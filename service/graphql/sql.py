@@ -90,6 +90,15 @@ def as_text(value: Any) -> str | None:
     return str(getattr(value, "value", value))
 
 
+def json_text(value: Any) -> str | None:
+    """A JSON column's value as text: any JSON value, strings too, is written as JSON."""
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _to_text(column: ColumnInfo) -> Callable[[Any], str | None]:
+    return json_text if column.scalar == "JSON" else as_text
+
+
 _NO_OFFSET = timedelta(0)
 _MAX_OFFSET = timedelta(hours=15, minutes=59, seconds=59)
 
@@ -129,6 +138,8 @@ def decode_node_id(catalog: Catalog, value: Any) -> tuple[str, str]:
 def _check_value(column: ColumnInfo, value: Any) -> str:
     """Validate a key value from a client-held token (cursor, nodeId) for its column."""
     text = str(value)
+    if column.labels and text not in column.labels:
+        raise ValueError("not one of the enum's values")
     if column.python_type is uuid.UUID:
         uuid.UUID(text)
     elif column.python_type is datetime:
@@ -203,11 +214,13 @@ class Emitter:
         return f"${len(self.statement.params)}::{cast}"
 
     def bind_value(self, column: ColumnInfo, ref: Getter) -> str:
-        placeholder = self.bind(lambda v: as_text(ref(v)), "text")
+        text = _to_text(column)
+        placeholder = self.bind(lambda v: text(ref(v)), "text")
         return placeholder if column.sql_type == "text" else f"{placeholder}::{column.sql_type}"
 
     def bind_array(self, column: ColumnInfo, ref: Any) -> str:
-        placeholder = self.bind(lambda v: [as_text(x) for x in ref(v) or []], "text[]")
+        text = _to_text(column)
+        placeholder = self.bind(lambda v: [text(x) for x in ref(v) or []], "text[]")
         return placeholder if column.sql_type == "text" else f"{placeholder}::{column.sql_type}[]"
 
     # objects
@@ -553,6 +566,9 @@ class Emitter:
         if op in ("in", "nin"):
             test = f"{column} = ANY({self.bind_array(cond.column, cond.value)})"
             return test if op == "in" else f"NOT ({test})"
+        if op == "contains":  # JSON: jsonb containment, also for a json column
+            value = self.bind(lambda v: json_text(cond.value(v)), "text")
+            return f"{column}::jsonb @> {value}::jsonb"
         if op in ("like", "ilike"):
             # PostgreSQL refuses a trailing escape only when matching reaches it: check first,
             # so the answer does not depend on the rows

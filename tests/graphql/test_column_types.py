@@ -1,0 +1,181 @@
+"""A model with an enum column and a JSON column gets them typed through the whole API.
+
+`Ticket` (in a module written for the test, served by another process as in
+test_new_model.py): `status` is a Python enum, which SQLModel stores as a PostgreSQL enum of
+the members' names; `details` is JSONB. The API shows `status` as a GraphQL enum of those
+names, filters it (eq, neq, in, nin, isNull) and orders by it in the enum's order, with
+cursors; `details` is the JSON scalar, filtered by containment and isNull, not orderable.
+Writes are validated by TicketCreate / TicketUpdate, which take the enum's members.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from service.db.url import DatabaseURL
+from tests.graphql.conftest import gql
+from tests.graphql.test_new_model import serving_model
+
+TICKET_MODULE = '''
+"""Ticket: `public.tickets`, a support request."""
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+from service.models.columns import created_at, uuid_primary_key
+
+
+class Status(str, enum.Enum):
+    OPEN = "open"
+    IN_PROGRESS = "in progress"
+    CLOSED = "closed"
+
+
+class TicketBase(SQLModel):
+    title: str = Field(max_length=100)
+    status: Status = Status.OPEN
+    details: dict[str, Any] | None = Field(default=None, sa_type=JSONB)
+
+
+class Ticket(TicketBase, table=True):
+    __tablename__ = "tickets"
+
+    id: uuid.UUID = uuid_primary_key()
+    created_at: datetime = created_at()
+
+
+class TicketCreate(TicketBase):
+    pass
+
+
+class TicketUpdate(SQLModel):
+    status: Status | None = None
+    details: dict[str, Any] | None = None
+'''
+
+
+@pytest.fixture
+async def tickets(seeded: DatabaseURL, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    async with serving_model(seeded, tmp_path, "ticket_model", TICKET_MODULE, "tickets") as (
+        http,
+        revision,
+    ):
+        assert "postgresql.ENUM" in revision or "sa.Enum(" in revision, revision
+        yield http
+
+
+async def _create(http: httpx.AsyncClient, query: str, variables: dict | None = None) -> dict:
+    body = await gql(http, query, variables)
+    assert "errors" not in body, body
+    return body["data"]
+
+
+async def test_enum_and_json_columns_through_the_whole_api(tickets: httpx.AsyncClient) -> None:
+    http = tickets
+    sdl = (await http.get("/graphql", params={"query": "{ __schema { types { name } } }"})).json()
+    assert "Status" in {t["name"] for t in sdl["data"]["__schema"]["types"]}
+    status_type = await gql(http, '{ __type(name: "Status") { enumValues { name } } }')
+    assert [v["name"] for v in status_type["data"]["__type"]["enumValues"]] == [
+        "OPEN",
+        "IN_PROGRESS",
+        "CLOSED",
+    ]
+
+    # writes: the model's default, a literal, a variable; JSON as a literal and as a variable
+    made = await _create(
+        http,
+        """mutation($s: Status!, $d: JSON) {
+          a: createTicket(input: {title: "Printer", details: {floor: 3, tags: ["hw", "urgent"]}})
+            { title status details }
+          b: createTicket(input: {title: "Login", status: IN_PROGRESS}) { title status details }
+          c: createTicket(input: {title: "Coffee", status: $s, details: $d}) { id status details }
+        }""",
+        {"s": "CLOSED", "d": {"floor": 1, "tags": ["kitchen"]}},
+    )
+    assert made["a"] == {
+        "title": "Printer",
+        "status": "OPEN",
+        "details": {"floor": 3, "tags": ["hw", "urgent"]},
+    }
+    assert made["b"] == {"title": "Login", "status": "IN_PROGRESS", "details": None}
+    assert made["c"]["status"] == "CLOSED"
+    assert made["c"]["details"] == {"floor": 1, "tags": ["kitchen"]}
+
+    bad = await gql(http, 'mutation { createTicket(input: {title: "x", status: DONE}) { id } }')
+    assert bad["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+    # filters on the enum: literal, list, variable (a whole filter, or one value)
+    found = await _create(
+        http,
+        """query($f: TicketFilter, $s: Status) {
+          open: tickets(filter: {status: {eq: OPEN}}) { nodes { title } }
+          some: tickets(filter: {status: {in: [OPEN, CLOSED]}}, orderBy: {title: ASC})
+            { nodes { title } }
+          whole: tickets(filter: $f, orderBy: {title: ASC}) { nodes { title } }
+          one: tickets(filter: {status: {neq: $s}}, orderBy: {title: ASC}) { nodes { title } }
+        }""",
+        {"f": {"status": {"nin": ["OPEN"]}}, "s": "IN_PROGRESS"},
+    )
+    assert found["open"]["nodes"] == [{"title": "Printer"}]
+    assert found["some"]["nodes"] == [{"title": "Coffee"}, {"title": "Printer"}]
+    assert found["whole"]["nodes"] == [{"title": "Coffee"}, {"title": "Login"}]
+    assert found["one"]["nodes"] == [{"title": "Coffee"}, {"title": "Printer"}]
+
+    # filters on the JSON: containment (literal with a variable inside, or a variable), null
+    found = await _create(
+        http,
+        """query($tag: String!, $j: JSON!) {
+          urgent: tickets(filter: {details: {contains: {tags: [$tag]}}}) { nodes { title } }
+          floor: tickets(filter: {details: {contains: $j}}) { nodes { title } }
+          none: tickets(filter: {details: {isNull: true}}) { nodes { title } }
+          text: tickets(filter: {details: {contains: "urgent"}}) { nodes { title } }
+        }""",
+        {"tag": "urgent", "j": {"floor": 1}},
+    )
+    assert found["urgent"]["nodes"] == [{"title": "Printer"}]
+    assert found["floor"]["nodes"] == [{"title": "Coffee"}]
+    assert found["none"]["nodes"] == [{"title": "Login"}]
+    assert found["text"]["nodes"] == []  # a JSON string, which no object contains
+
+    # ordered by the enum in its declared order, a page at a time by cursor
+    query = """query($after: String) {
+      tickets(first: 1, after: $after, orderBy: {status: DESC}) {
+        nodes { title } pageInfo { endCursor hasNextPage } } }"""
+    titles, after = [], None
+    while True:
+        page = (await gql(http, query, {"after": after}))["data"]["tickets"]
+        titles += [n["title"] for n in page["nodes"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert titles == ["Coffee", "Login", "Printer"]
+    # a cursor whose enum value is not one of the enum's: refused, like any forged cursor
+    signature, _, key = orjson.loads(base64.b64decode(after))
+    forged = base64.b64encode(orjson.dumps([signature, "REOPENED", key])).decode()
+    body = await gql(http, query, {"after": forged})
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    # JSON has no order
+    body = await gql(http, "{ tickets(orderBy: {details: ASC}) { totalCount } }")
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+    # update: the enum by a literal, the JSON left as it was
+    updated = await _create(
+        http,
+        "mutation($id: UUID!) { updateTicket(id: $id, input: {status: OPEN}) { status details } }",
+        {"id": made["c"]["id"]},
+    )
+    assert updated["updateTicket"] == {
+        "status": "OPEN",
+        "details": {"floor": 1, "tags": ["kitchen"]},
+    }
