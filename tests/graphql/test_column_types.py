@@ -17,9 +17,14 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+from graphql import GraphQLSchema, build_client_schema, get_introspection_query
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis_graphql import from_schema
 
 from service.db.url import DatabaseURL
 from tests.graphql.conftest import gql
+from tests.graphql.test_fuzz import FUZZ, SCALARS, send_as_alice
 from tests.graphql.test_new_model import serving_model
 
 TICKET_MODULE = '''
@@ -179,3 +184,24 @@ async def test_enum_and_json_columns_through_the_whole_api(tickets: httpx.AsyncC
         "status": "OPEN",
         "details": {"floor": 1, "tags": ["kitchen"]},
     }
+
+
+_SERVED_SCHEMAS: dict[str, GraphQLSchema] = {}  # by the served process's URL
+
+
+@settings(FUZZ, max_examples=100)
+@given(data=st.data())
+async def test_any_operation_on_enum_and_json_columns_gets_data_or_client_errors(
+    tickets: httpx.AsyncClient, data: st.DataObject
+) -> None:
+    # test_fuzz.py's property, on the schema this model adds to (JSON values of any shape,
+    # enum values in lists and variables, filters and orders on both)
+    key = str(tickets.base_url)
+    if key not in _SERVED_SCHEMAS:
+        introspection = await gql(tickets, get_introspection_query())
+        _SERVED_SCHEMAS[key] = build_client_schema(introspection["data"])
+    schema = _SERVED_SCHEMAS[key]
+    operation = data.draw(from_schema(schema, custom_scalars=SCALARS))
+    body = await send_as_alice(tickets, operation)
+    if "errors" not in body:
+        assert isinstance(body["data"], dict), (operation, body)
