@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import JSON, Column, Enum, Table
+from sqlalchemy import ARRAY, JSON, Column, Enum, Table
 from sqlalchemy.orm import Mapper, RelationshipDirection, configure_mappers
 from sqlmodel import SQLModel
 
@@ -77,10 +77,12 @@ class ColumnInfo:
     # the model's Python enum, whose members the model's pydantic classes take.
     labels: tuple[str, ...] = ()
     enum_class: type[enum.Enum] | None = None
+    array: bool = False  # a PostgreSQL array of `scalar` values
 
     @property
     def orderable(self) -> bool:
-        return self.scalar != "JSON"
+        """Sortable and comparable as one value (not JSON, not an array)."""
+        return self.scalar != "JSON" and not self.array
 
     def label(self, value: Any) -> Any:
         """A member of the model's enum as PostgreSQL stores it; other values unchanged."""
@@ -234,21 +236,34 @@ def _column_info(model: type[SQLModel], column: Column[Any], private: frozenset[
     if isinstance(column.type, JSON):  # also PostgreSQL's JSON and JSONB
         sql_type = "jsonb" if column.type.__visit_name__ == "JSONB" else "json"
         return ColumnInfo(python_type=dict, scalar="JSON", sql_type=sql_type, **common)
-    python_type: Any
+    if isinstance(column.type, ARRAY):  # also PostgreSQL's
+        item = column.type.item_type
+        item_python = _python_type(item, None)
+        return ColumnInfo(
+            python_type=list,
+            scalar=_SCALARS[item_python],
+            sql_type=_sql_type(item_python, item) + "[]",
+            array=True,
+            **common,
+        )
+    python_type = _python_type(column.type, model.model_fields[column.name].annotation)
+    return ColumnInfo(
+        python_type=python_type,
+        scalar=_SCALARS[python_type],
+        sql_type=_sql_type(python_type, column.type),
+        **common,
+    )
+
+
+def _python_type(type_: Any, annotation: Any) -> Any:
     try:
-        python_type = column.type.python_type
+        python_type = type_.python_type
     except NotImplementedError:
         python_type = str
     # SQLModel's AutoString reports `object`; the model's annotation knows better.
     if python_type not in _SCALARS:
-        annotation = model.model_fields[column.name].annotation
         python_type = next((t for t in _SCALARS if annotation is t), str)
-    return ColumnInfo(
-        python_type=python_type,
-        scalar=_SCALARS[python_type],
-        sql_type=_sql_type(python_type, column),
-        **common,
-    )
+    return python_type
 
 
 _GRAPHQL_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
@@ -280,9 +295,9 @@ def _enum_column(type_: Enum, common: dict[str, Any]) -> ColumnInfo:
     )
 
 
-def _sql_type(python_type: type, column: Column[Any]) -> str:
+def _sql_type(python_type: type, type_: Any) -> str:
     if python_type is datetime:
-        return "timestamptz" if getattr(column.type, "timezone", False) else "timestamp"
+        return "timestamptz" if getattr(type_, "timezone", False) else "timestamp"
     return {
         uuid.UUID: "uuid",
         date: "date",

@@ -19,6 +19,7 @@ from typing import Any
 
 import strawberry
 from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
 from strawberry.annotation import StrawberryAnnotation
 from strawberry.types.arguments import StrawberryArgument
 from strawberry.types.field import StrawberryField
@@ -48,6 +49,8 @@ FILTER_OPERATORS: dict[str, tuple[str, ...]] = {
 }
 _ENUM_OPERATORS = ("eq", "neq", "in", "nin", "isNull")
 _JSON_OPERATORS = ("contains", "isNull")  # contains: PostgreSQL's jsonb @>
+# arrays: @>, <@ and && of PostgreSQL's arrays
+_ARRAY_OPERATORS = ("contains", "containedBy", "overlaps", "isNull")
 _PYTHON_SCALARS: dict[str, str] = {
     "String": "str",
     "UUID": "uuid.UUID",
@@ -61,6 +64,8 @@ _PYTHON_SCALARS: dict[str, str] = {
 
 
 def filter_operators(column: ColumnInfo) -> tuple[str, ...]:
+    if column.array:
+        return _ARRAY_OPERATORS if column.scalar in FILTER_OPERATORS else ()
     if column.labels:
         return _ENUM_OPERATORS
     if column.scalar == "JSON":
@@ -68,9 +73,14 @@ def filter_operators(column: ColumnInfo) -> tuple[str, ...]:
     return FILTER_OPERATORS.get(column.scalar, ())
 
 
+def _filter_type(column: ColumnInfo) -> str:
+    return f"{column.scalar}{'Array' if column.array else ''}Filter"
+
+
 def _annotation(column: ColumnInfo) -> str:
     """The column's GraphQL type, as an annotation in the generated module's namespace."""
-    return column.scalar if column.labels else _PYTHON_SCALARS[column.scalar]
+    scalar = column.scalar if column.labels else _PYTHON_SCALARS[column.scalar]
+    return f"list[{scalar} | None]" if column.array else scalar
 
 
 @strawberry.enum(description="Sort direction of one `orderBy` entry.")
@@ -209,6 +219,10 @@ def build_schema(catalog: Catalog) -> GeneratedSchema:
     b = _Builder()
     for scalar, operators in FILTER_OPERATORS.items():
         _define_scalar_filter(b, scalar, _PYTHON_SCALARS[scalar], operators)
+        py = _PYTHON_SCALARS[scalar]
+        _define_scalar_filter(
+            b, f"{scalar}Array", f"list[{py} | None]", _ARRAY_OPERATORS, f"an array of {scalar}"
+        )
     _define_scalar_filter(b, "JSON", "JSON", _JSON_OPERATORS)
     _define_enums(b, catalog)
     for model in catalog:
@@ -282,7 +296,7 @@ def _define_aggregates(b: _Builder, model: ModelInfo) -> None:
     name = model.type_name
     fields = [b.field("count", "int", description="All matching rows.")]
     for function, (scalars, result) in AGGREGATE_FUNCTIONS.items():
-        columns = [c for c in model.columns.values() if c.scalar in scalars]
+        columns = [c for c in model.columns.values() if c.orderable and c.scalar in scalars]
         if not columns:
             continue  # GraphQL has no empty object types
         values = aggregate_type(name, function)
@@ -301,7 +315,7 @@ def _define_aggregates_order(b: _Builder, model: ModelInfo) -> None:
     name = model.type_name
     fields = [b.field("count", "SortDirection | None", default=UNSET, description="Row count.")]
     for function, (scalars, _) in AGGREGATE_FUNCTIONS.items():
-        columns = [c for c in model.columns.values() if c.scalar in scalars]
+        columns = [c for c in model.columns.values() if c.orderable and c.scalar in scalars]
         if not columns:
             continue
         type_name = f"{name}{function.capitalize()}OrderBy"
@@ -342,7 +356,9 @@ def _define_enums(b: _Builder, catalog: Catalog) -> None:
             _define_scalar_filter(b, name, name, _ENUM_OPERATORS)
 
 
-def _define_scalar_filter(b: _Builder, scalar: str, py: str, operators: tuple[str, ...]) -> None:
+def _define_scalar_filter(
+    b: _Builder, scalar: str, py: str, operators: tuple[str, ...], what: str | None = None
+) -> None:
     fields = []
     for op in operators:
         if op in ("in", "nin"):
@@ -356,7 +372,8 @@ def _define_scalar_filter(b: _Builder, scalar: str, py: str, operators: tuple[st
         f"{scalar}Filter",
         fields,
         kind="input",
-        description=f"Conditions on a {scalar} column; all given conditions must hold.",
+        description=f"Conditions on {what or f'a {scalar} column'}; all given conditions must "
+        "hold.",
     )
 
 
@@ -399,7 +416,7 @@ def _define_model_types(b: _Builder, catalog: Catalog, model: ModelInfo) -> None
     _define_aggregates(b, model)
 
     filter_fields = [
-        b.field(c.field, f"{c.scalar}Filter | None", default=UNSET)
+        b.field(c.field, f"{_filter_type(c)} | None", default=UNSET)
         for c in model.columns.values()
         if filter_operators(c)
     ]
@@ -544,7 +561,7 @@ def _input_fields(
         required = info.is_required() and not partial
         type_ = scalar if required else f"{scalar} | None"
         default: Any = UNSET
-        if not partial and not info.is_required() and info.default is not None:
+        if not partial and not info.is_required() and info.default not in (None, PydanticUndefined):
             default = info.default
             if column.labels:
                 default = b.ns[column.scalar](column.label(default))

@@ -92,11 +92,16 @@ def as_text(value: Any) -> str | None:
 
 def json_text(value: Any) -> str | None:
     """A JSON column's value as text: any JSON value, strings too, is written as JSON."""
-    return None if value is None else orjson.dumps(value).decode()
+    return None if value is None else orjson.dumps(value, default=str).decode()
 
 
 def _to_text(column: ColumnInfo) -> Callable[[Any], str | None]:
-    return json_text if column.scalar == "JSON" else as_text
+    # JSON, and an array column's value in a list of rows (createXs): written as JSON
+    return json_text if column.scalar == "JSON" or column.array else as_text
+
+
+def _array_texts(value: Any) -> list[str | None] | None:
+    return None if value is None else [as_text(item) for item in value]
 
 
 _NO_OFFSET = timedelta(0)
@@ -214,6 +219,11 @@ class Emitter:
         return f"${len(self.statement.params)}::{cast}"
 
     def bind_value(self, column: ColumnInfo, ref: Getter) -> str:
+        if column.array:  # a list, bound as one array of texts, cast item by item
+            placeholder = self.bind(lambda v: _array_texts(ref(v)), "text[]")
+            return (
+                placeholder if column.sql_type == "text[]" else f"{placeholder}::{column.sql_type}"
+            )
         text = _to_text(column)
         placeholder = self.bind(lambda v: text(ref(v)), "text")
         return placeholder if column.sql_type == "text" else f"{placeholder}::{column.sql_type}"
@@ -221,7 +231,9 @@ class Emitter:
     def bind_array(self, column: ColumnInfo, ref: Any) -> str:
         text = _to_text(column)
         placeholder = self.bind(lambda v: [text(x) for x in ref(v) or []], "text[]")
-        return placeholder if column.sql_type == "text" else f"{placeholder}::{column.sql_type}[]"
+        if column.array or column.sql_type == "text":  # arrays: JSON texts (see `write`)
+            return placeholder
+        return f"{placeholder}::{column.sql_type}[]"
 
     # objects
 
@@ -566,6 +578,10 @@ class Emitter:
         if op in ("in", "nin"):
             test = f"{column} = ANY({self.bind_array(cond.column, cond.value)})"
             return test if op == "in" else f"NOT ({test})"
+        if cond.column.array and op in _ARRAY_OPERATORS:
+            # the column cast too: a varchar[] has no @> with a text[]
+            value = self.bind_value(cond.column, cond.value)
+            return f"{column}::{cond.column.sql_type} {_ARRAY_OPERATORS[op]} {value}"
         if op == "contains":  # JSON: jsonb containment, also for a json column
             value = self.bind(lambda v: json_text(cond.value(v)), "text")
             return f"{column}::jsonb @> {value}::jsonb"
@@ -673,11 +689,14 @@ class Emitter:
                 return "SELECT '[]'::json"  # no rows given
             names = ", ".join(_quote(n) for n in columns)
             arrays = ", ".join(self.bind_array(model.column(n), _Input(n)) for n in columns)
+            u = self.alias()
+            values = ", ".join(_unnested(model.column(n), f"{u}.{_quote(n)}") for n in columns)
             # RETURNING yields the rows as they were inserted: for an INSERT from unnest, one by
             # one in the arrays' order, which is the inputs' order.
             return (
                 f"WITH written AS (INSERT INTO {table} AS {a} ({names}) "
-                f"SELECT * FROM unnest({arrays}) RETURNING {self.object(w.selection, a)} AS _row) "
+                f"SELECT {values} FROM unnest({arrays}) AS {u}({names}) "
+                f"RETURNING {self.object(w.selection, a)} AS _row) "
                 "SELECT coalesce(json_agg(written._row), '[]'::json) FROM written"
             )
         if w.kind in ("update_many", "delete_many"):
@@ -734,6 +753,21 @@ class _Input:
 
     def __call__(self, variables: Variables) -> Any:
         return variables[WRITE_VALUES][self.column]
+
+
+_ARRAY_OPERATORS = {"contains": "@>", "containedBy": "<@", "overlaps": "&&"}
+
+
+def _unnested(column: ColumnInfo, value: str) -> str:
+    """A column's value in one row of createXs' unnest. An array column's arrive as JSON
+    texts (unnest would flatten an array of arrays), made arrays again in their order."""
+    if not column.array:
+        return value
+    items = (
+        f"ARRAY(SELECT _e FROM jsonb_array_elements_text({value}::jsonb) WITH ORDINALITY "
+        f"AS _items(_e, _i) ORDER BY _i)::{column.sql_type}"
+    )
+    return f"CASE WHEN {value} IS NULL THEN NULL ELSE {items} END"
 
 
 def _base64(text_expr: str) -> str:

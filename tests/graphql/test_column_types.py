@@ -1,10 +1,11 @@
-"""A model with an enum column and a JSON column gets them typed through the whole API.
+"""A model with enum, JSON and array columns gets them typed through the whole API.
 
 `Ticket` (in a module written for the test, served by another process as in
 test_new_model.py): `status` is a Python enum, which SQLModel stores as a PostgreSQL enum of
 the members' names; `details` is JSONB. The API shows `status` as a GraphQL enum of those
 names, filters it (eq, neq, in, nin, isNull) and orders by it in the enum's order, with
-cursors; `details` is the JSON scalar, filtered by containment and isNull, not orderable.
+cursors; `details` is the JSON scalar, filtered by containment and isNull, not orderable;
+`labels` (text[]) is a list, filtered by contains, containedBy, overlaps and isNull.
 Writes are validated by TicketCreate / TicketUpdate, which take the enum's members.
 """
 
@@ -35,6 +36,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import ARRAY, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -51,6 +53,7 @@ class TicketBase(SQLModel):
     title: str = Field(max_length=100)
     status: Status = Status.OPEN
     details: dict[str, Any] | None = Field(default=None, sa_type=JSONB)
+    labels: list[str] = Field(default_factory=list, sa_type=ARRAY(String))
 
 
 class Ticket(TicketBase, table=True):
@@ -67,6 +70,7 @@ class TicketCreate(TicketBase):
 class TicketUpdate(SQLModel):
     status: Status | None = None
     details: dict[str, Any] | None = None
+    labels: list[str] | None = None
 '''
 
 
@@ -174,16 +178,56 @@ async def test_enum_and_json_columns_through_the_whole_api(tickets: httpx.AsyncC
     body = await gql(http, "{ tickets(orderBy: {details: ASC}) { totalCount } }")
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 
-    # update: the enum by a literal, the JSON left as it was
+    # update: the enum by a literal, the JSON left as it was, the array replaced
     updated = await _create(
         http,
-        "mutation($id: UUID!) { updateTicket(id: $id, input: {status: OPEN}) { status details } }",
+        """mutation($id: UUID!) { updateTicket(id: $id, input: {status: OPEN, labels: ["x"]})
+          { status details labels } }""",
         {"id": made["c"]["id"]},
     )
     assert updated["updateTicket"] == {
         "status": "OPEN",
         "details": {"floor": 1, "tags": ["kitchen"]},
+        "labels": ["x"],
     }
+
+    # arrays: the model's default (empty), written one row or many, filtered
+    odd = 'o\'clock \\ "quoted", {braced}'  # what PostgreSQL's array text would need to escape
+    made = await _create(
+        http,
+        """mutation($rows: [TicketCreateInput!]!) {
+          d: createTicket(input: {title: "Desk", labels: ["hw", "office"]}) { labels }
+          many: createTickets(inputs: $rows) { title labels }
+        }""",
+        {"rows": [{"title": "Chair", "labels": ["office", "hw", odd]}, {"title": "Lamp"}]},
+    )
+    assert made["d"]["labels"] == ["hw", "office"]
+    assert made["many"] == [
+        {"title": "Chair", "labels": ["office", "hw", odd]},
+        {"title": "Lamp", "labels": []},
+    ]
+    found = await _create(
+        http,
+        """query($l: [String]!) {
+          both: tickets(filter: {labels: {contains: ["hw", "office"]}}, orderBy: {title: ASC})
+            { nodes { title } }
+          any: tickets(filter: {labels: {overlaps: $l}}, orderBy: {title: ASC}) { nodes { title } }
+          within: tickets(filter: {labels: {containedBy: ["hw", "office"]}}, orderBy: {title: ASC})
+            { nodes { title } }
+        }""",
+        {"l": ["office", "nothing"]},
+    )
+    assert found["both"]["nodes"] == [{"title": "Chair"}, {"title": "Desk"}]
+    assert found["any"]["nodes"] == [{"title": "Chair"}, {"title": "Desk"}]
+    # an empty array is contained by any (Coffee's is ["x"] since the update)
+    assert [n["title"] for n in found["within"]["nodes"]] == [
+        "Desk",
+        "Lamp",
+        "Login",
+        "Printer",
+    ]
+    body = await gql(http, "{ tickets(orderBy: {labels: ASC}) { totalCount } }")
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 
 
 _SERVED_SCHEMAS: dict[str, GraphQLSchema] = {}  # by the served process's URL
