@@ -153,7 +153,16 @@ def _check_value(column: ColumnInfo, value: Any) -> str:
         int(text)
     elif column.python_type is float:
         float(text)
+    elif column.python_type is Decimal and not _finite_number(text):
+        raise ValueError("not a number")
     return text
+
+
+def _finite_number(text: str) -> bool:
+    try:
+        return Decimal(text).is_finite()
+    except ArithmeticError:  # decimal.InvalidOperation: not a number at all
+        return False
 
 
 @lru_cache(maxsize=4096)
@@ -188,7 +197,7 @@ def _cursor_value(column: ColumnInfo, value: Any) -> str | None:
 _JSON_KINDS: dict[type, tuple[type, ...]] = {
     int: (int,),
     float: (int, float),
-    Decimal: (int, float),
+    Decimal: (str,),  # see Emitter._cursor_expr
     bool: (bool,),
 }
 
@@ -526,7 +535,12 @@ class Emitter:
         return f"(SELECT {value} FROM {target.read_from} {r} WHERE {_join(relation, r, a)})"
 
     def _cursor_expr(self, c: Connection, sorted_as: list[str]) -> str:
-        values = ", ".join(sorted_as)
+        # numeric as text: a JSON number of more digits than a float holds would come back
+        # from the client's cursor rounded, and the page would start at the wrong row
+        values = ", ".join(
+            f"{v}::text" if k.value.python_type is Decimal else v
+            for k, v in zip(c.order, sorted_as, strict=True)
+        )
         return _base64(f"json_build_array({_literal(c.order_signature)}, {values})::text")
 
     def _keyset(self, c: Connection, columns: list[str], cursor: Ref, *, after: bool) -> str:

@@ -15,6 +15,7 @@ import base64
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import orjson
 import pytest
@@ -34,6 +35,7 @@ TICKET_MODULE = '''
 import enum
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ARRAY, String
@@ -54,6 +56,7 @@ class TicketBase(SQLModel):
     status: Status = Status.OPEN
     details: dict[str, Any] | None = Field(default=None, sa_type=JSONB)
     labels: list[str] = Field(default_factory=list, sa_type=ARRAY(String))
+    estimate: Decimal | None = Field(default=None, max_digits=30, decimal_places=10)
 
 
 class Ticket(TicketBase, table=True):
@@ -227,6 +230,38 @@ async def test_enum_and_json_columns_through_the_whole_api(tickets: httpx.AsyncC
         "Printer",
     ]
     body = await gql(http, "{ tickets(orderBy: {labels: ASC}) { totalCount } }")
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_cursors_keep_every_digit_of_a_numeric_key(
+    tickets: httpx.AsyncClient, seeded: DatabaseURL
+) -> None:
+    # Estimates written by another client with more digits than a float holds: paging one
+    # row at a time must still see each exactly once (a cursor holding 1.2345678901234568e18
+    # would start the next page before all three).
+    values = [f"1234567890123456789.00000000{i}" for i in (1, 2, 3)]
+    connection = await asyncpg.connect(**seeded.asyncpg_kwargs())
+    try:
+        await connection.executemany(
+            "INSERT INTO tickets (id, title, status, labels, estimate, created_at) "
+            "VALUES (gen_random_uuid(), $1, 'OPEN', '{}', $2::numeric, now())",
+            [(f"Big {i}", v) for i, v in enumerate(values)],
+        )
+    finally:
+        await connection.close()
+    query = """query($after: String) {
+      tickets(first: 1, after: $after, orderBy: [{estimate: DESC}],
+              filter: {estimate: {isNull: false}}) {
+        nodes { title } pageInfo { endCursor hasNextPage } } }"""
+    titles, after = [], None
+    for _ in range(len(values)):
+        page = (await gql(tickets, query, {"after": after}))["data"]["tickets"]
+        titles += [n["title"] for n in page["nodes"]]
+        after = page["pageInfo"]["endCursor"]
+    assert titles == ["Big 2", "Big 1", "Big 0"]
+    assert page["pageInfo"]["hasNextPage"] is False
+    forged = base64.b64encode(orjson.dumps([orjson.loads(base64.b64decode(after))[0], "x", 1]))
+    body = await gql(tickets, query, {"after": forged.decode()})
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 
 
