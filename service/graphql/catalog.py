@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import ARRAY, JSON, Column, Enum, Table
+from sqlalchemy import ARRAY, JSON, Column, Enum, Table, UniqueConstraint
 from sqlalchemy.orm import Mapper, RelationshipDirection, configure_mappers
 from sqlmodel import SQLModel
 
@@ -123,6 +123,13 @@ class ModelInfo:
     relations: dict[str, RelationInfo] = field(default_factory=dict)
     create_model: type[BaseModel] | None = None
     update_model: type[BaseModel] | None = None
+    # columns unique on their own (besides the primary key): each gets a root lookup
+    unique: tuple[ColumnInfo, ...] = ()
+
+    @property
+    def lookups(self) -> dict[str, ColumnInfo]:
+        """Root fields that find one row by a unique column: `ticketByCode(code:)`."""
+        return {f"{self.single}By{c.field[:1].upper()}{c.field[1:]}": c for c in self.unique}
 
     @property
     def mutation_names(self) -> dict[str, str]:
@@ -209,7 +216,12 @@ def _model_info(mapper: Mapper[Any]) -> ModelInfo:
         raise TypeError(f"{model.__name__}: the API needs exactly one primary key column")
     name = model.__name__
     module = sys.modules[model.__module__]
+    unique_names = {c.name for c in table.columns if c.unique}
+    keys = [list(c.columns) for c in table.constraints if isinstance(c, UniqueConstraint)]
+    keys += [list(i.columns) for i in table.indexes if i.unique]
+    unique_names |= {key[0].name for key in keys if len(key) == 1}
     return ModelInfo(
+        unique=tuple(c for c in columns.values() if c.name in unique_names and not c.primary_key),
         model=model,
         table=table,
         type_name=name,

@@ -384,6 +384,7 @@ class ByKey:
     model: ModelInfo
     id: Ref
     selection: ObjectSelection
+    column: ColumnInfo | None = None  # a unique column; None: the primary key
 
 
 @dataclass
@@ -500,6 +501,10 @@ class Planner:
                 return ByKey(key, model, id_ref, self._object(ctx, model, nodes))
             if name == model.plural:
                 return self._connection(ctx, key, model, None, nodes)
+            column = model.lookups.get(name)
+            if column is not None:
+                value = _required(ctx.scalar_ref(args, column.field), column.field)
+                return ByKey(key, model, value, self._object(ctx, model, nodes), column)
         raise AssertionError(f"unplanned root field {name}")  # the schema has no other fields
 
     def _write(self, ctx: _Context, key: str, nodes: list[FieldNode]) -> Write:

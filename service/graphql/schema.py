@@ -264,6 +264,16 @@ def _read_fields(b: _Builder, catalog: Catalog, *, live: bool) -> list[Strawberr
                 + then,
             )
         )
+        for lookup, column in model.lookups.items():
+            fields.append(
+                b.field(
+                    lookup,
+                    f"{model.type_name} | None",
+                    args={column.field: (_annotation(column), UNSET)},
+                    description=f"The {model.type_name} whose {column.field} this is (unique), "
+                    "or null if none is visible." + then,
+                )
+            )
         fields.append(
             b.field(
                 model.plural,

@@ -645,10 +645,10 @@ class Emitter:
 
     def by_key(self, f: ByKey) -> str:
         a = self.alias()
-        pk = f.model.primary_key
+        key = f.column or f.model.primary_key
         return (
             f"(SELECT {self.object(f.selection, a)} FROM {f.model.read_from} {a} "
-            f"WHERE {a}.{_quote(pk.name)} = {self.bind_value(pk, f.id)})"
+            f"WHERE {a}.{_quote(key.name)} = {self.bind_value(key, f.id)})"
         )
 
     def viewer(self, f: Viewer) -> str:

@@ -5,7 +5,9 @@ test_new_model.py): `status` is a Python enum, which SQLModel stores as a Postgr
 the members' names; `details` is JSONB. The API shows `status` as a GraphQL enum of those
 names, filters it (eq, neq, in, nin, isNull) and orders by it in the enum's order, with
 cursors; `details` is the JSON scalar, filtered by containment and isNull, not orderable;
-`labels` (text[]) is a list, filtered by contains, containedBy, overlaps and isNull.
+`labels` (text[]) is a list, filtered by contains, containedBy, overlaps and isNull;
+`estimate` is numeric (its cursors keep every digit); `code` is unique, so it gets a root
+lookup, `ticketByCode`.
 Writes are validated by TicketCreate / TicketUpdate, which take the enum's members.
 """
 
@@ -57,6 +59,7 @@ class TicketBase(SQLModel):
     details: dict[str, Any] | None = Field(default=None, sa_type=JSONB)
     labels: list[str] = Field(default_factory=list, sa_type=ARRAY(String))
     estimate: Decimal | None = Field(default=None, max_digits=30, decimal_places=10)
+    code: str | None = Field(default=None, max_length=20, unique=True)
 
 
 class Ticket(TicketBase, table=True):
@@ -263,6 +266,29 @@ async def test_cursors_keep_every_digit_of_a_numeric_key(
     forged = base64.b64encode(orjson.dumps([orjson.loads(base64.b64decode(after))[0], "x", 1]))
     body = await gql(tickets, query, {"after": forged.decode()})
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_a_unique_column_gets_a_root_lookup(tickets: httpx.AsyncClient) -> None:
+    made = await _create(
+        tickets,
+        """mutation { a: createTicket(input: {title: "Fax", code: "T-1"}) { id }
+                      b: createTicket(input: {title: "Scanner", code: "T-2"}) { id } }""",
+    )
+    query = """query($c: String!) { ticketByCode(code: $c) { id title code } }"""
+    found = await gql(tickets, query, {"c": "T-2"})
+    assert found["data"]["ticketByCode"] == {
+        "id": made["b"]["id"],
+        "title": "Scanner",
+        "code": "T-2",
+    }
+    assert (await gql(tickets, query, {"c": "T-9"}))["data"] == {"ticketByCode": None}
+    # the constraint behind the lookup: a second T-1 is a conflict, and nothing is written
+    again = await gql(
+        tickets, 'mutation { createTicket(input: {title: "Fax 2", code: "T-1"}) { id } }'
+    )
+    assert again["errors"][0]["extensions"]["code"] == "CONFLICT"
+    count = await gql(tickets, '{ tickets(filter: {title: {startsWith: "Fax"}}) { totalCount } }')
+    assert count["data"]["tickets"]["totalCount"] == 1
 
 
 _SERVED_SCHEMAS: dict[str, GraphQLSchema] = {}  # by the served process's URL
