@@ -22,6 +22,18 @@ from service.settings import Settings
 ROOT = Path(__file__).resolve().parents[1]
 SERVICE = [sys.executable, "-m", "service"]
 
+# API.md's error codes but INTERNAL, which says the fault is ours
+CLIENT_CODES = {
+    "BAD_USER_INPUT",
+    "UNAUTHENTICATED",
+    "FORBIDDEN",
+    "NOT_FOUND",
+    "CONFLICT",
+    "LIMIT_EXCEEDED",
+}
+# What must never reach a client: internals of Python, PostgreSQL and the drivers.
+LEAKS = ("Traceback", "SELECT", "INSERT", "UPDATE ", "asyncpg", "psycopg", "sqlalchemy", 'File "')
+
 
 @dataclass
 class Server:

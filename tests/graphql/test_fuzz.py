@@ -21,17 +21,7 @@ from service.graphql.catalog import Catalog
 from service.graphql.schema import build_schema as build_service_schema
 from tests.graphql.conftest import ALICE, BOB, post_id
 from tests.graphql.reference import comment_id
-from tests.support import token_for
-
-CLIENT_CODES = {
-    "BAD_USER_INPUT",
-    "UNAUTHENTICATED",
-    "FORBIDDEN",
-    "NOT_FOUND",
-    "CONFLICT",
-    "LIMIT_EXCEEDED",
-}
-LEAKS = ("SELECT ", "INSERT ", "asyncpg", "Traceback", "postgres", "psycopg", 'File "')
+from tests.support import CLIENT_CODES, LEAKS, token_for
 
 SDL = str(build_service_schema(Catalog.from_registry()).schema)
 

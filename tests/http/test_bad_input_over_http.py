@@ -40,20 +40,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.graphql.conftest import ALICE, SEED, post_id
-from tests.support import RunningService, Server, token_for
+from tests.support import CLIENT_CODES, LEAKS, RunningService, Server, token_for
 
-# API.md's codes but INTERNAL, which says the fault is ours
-CLIENT_CODES = {
-    "BAD_USER_INPUT",
-    "UNAUTHENTICATED",
-    "FORBIDDEN",
-    "NOT_FOUND",
-    "CONFLICT",
-    "LIMIT_EXCEEDED",
-}
 CLIENT_STATUSES = {200, 400, 401, 405, 413, 415}
-# What must never reach a client: internals of Python, PostgreSQL and the drivers.
-LEAKS = ("Traceback", "SELECT", "INSERT", "UPDATE ", "asyncpg", "psycopg", "sqlalchemy", 'File "')
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
 
