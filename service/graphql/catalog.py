@@ -102,13 +102,23 @@ class ColumnInfo:
 
 
 @dataclass(frozen=True)
+class Link:
+    """The link table of a many-to-many relation (SQLModel's `link_model`)."""
+
+    table: str  # as SQL, quoted
+    local: tuple[tuple[str, str], ...]  # (column of this table, column of the link table)
+    remote: tuple[tuple[str, str], ...]  # (column of the related table, column of the link)
+
+
+@dataclass(frozen=True)
 class RelationInfo:
     name: str  # attribute on the model
     field: str  # in GraphQL
     target: str  # type name of the related model
     to_many: bool
-    # pairs of (column on this table, column on the target table)
+    # pairs of (column on this table, column on the target table); none through a link table
     pairs: tuple[tuple[str, str], ...]
+    link: Link | None = None
 
 
 @dataclass
@@ -146,8 +156,7 @@ class ModelInfo:
 
     @property
     def qualified_table(self) -> str:
-        schema = f'"{self.table.schema}".' if self.table.schema else ""
-        return f'{schema}"{self.table.name}"'
+        return _qualified(self.table)
 
     @property
     def read_from(self) -> str:
@@ -325,17 +334,32 @@ def _relations(mapper: Mapper[Any], by_class: dict[type, ModelInfo]) -> dict[str
     relations: dict[str, RelationInfo] = {}
     for rel in mapper.relationships:
         target = by_class.get(rel.mapper.class_)
-        if target is None or rel.secondary is not None:
+        if target is None:
             continue
-        to_many = rel.direction is RelationshipDirection.ONETOMANY
+        link = None
+        if rel.secondary is not None:
+            link = Link(
+                table=_qualified(rel.secondary),
+                local=tuple((own.name, on_link.name) for own, on_link in rel.synchronize_pairs),
+                remote=tuple(
+                    (theirs.name, on_link.name)
+                    for theirs, on_link in rel.secondary_synchronize_pairs or ()
+                ),
+            )
         relations[camel(rel.key)] = RelationInfo(
             name=rel.key,
             field=camel(rel.key),
             target=target.type_name,
-            to_many=to_many,
-            pairs=tuple(_fk_pairs(rel)),
+            to_many=rel.direction is not RelationshipDirection.MANYTOONE,
+            pairs=() if link else tuple(_fk_pairs(rel)),
+            link=link,
         )
     return relations
+
+
+def _qualified(table: Any) -> str:
+    schema = f'"{table.schema}".' if table.schema else ""
+    return f'{schema}"{table.name}"'
 
 
 def _fk_pairs(rel: Any) -> list[tuple[str, str]]:

@@ -110,7 +110,13 @@ _MAX_OFFSET = timedelta(hours=15, minutes=59, seconds=59)
 
 def _join(relation: RelationInfo, related: str, alias: str) -> str:
     """The related table's rows of the row at `alias`: `pairs` are (column of the row's own
-    table, column of the related table)."""
+    table, column of the related table); a many-to-many relation's pass through its link
+    table (each related row once, however many links it has)."""
+    if relation.link is not None:
+        link, through = relation.link, f"{related}_link"
+        on = [f"{through}.{_quote(lc)} = {alias}.{_quote(c)}" for c, lc in link.local]
+        on += [f"{through}.{_quote(lc)} = {related}.{_quote(c)}" for c, lc in link.remote]
+        return f"EXISTS (SELECT FROM {link.table} {through} WHERE {' AND '.join(on)})"
     return " AND ".join(
         f"{related}.{_quote(remote)} = {alias}.{_quote(local)}" for local, remote in relation.pairs
     )

@@ -1,0 +1,157 @@
+"""A many-to-many relation (SQLModel's `link_model`) is a connection on both sides.
+
+`Label` and its link model `PostLabel` live in a module written for the test, served by
+another process as in test_new_model.py. `Label.posts` links through `post_labels`, and its
+backref gives `Post.labels` without touching the Post model. Both sides page, filter, order
+and count through the link table, and under Row Level Security: a label's posts are the posts
+the caller can see.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.db.url import DatabaseURL
+from tests.graphql.conftest import ALICE, gql, post_id
+from tests.graphql.test_new_model import serving_model
+
+LABEL_MODULE = '''
+"""Label: `public.labels`, linked to posts through `public.post_labels`."""
+
+import uuid
+
+from sqlmodel import Field, Relationship, SQLModel
+
+from service.models.columns import uuid_primary_key
+from service.models.post import Post
+
+
+class PostLabel(SQLModel, table=True):
+    __tablename__ = "post_labels"
+
+    id: uuid.UUID = uuid_primary_key()
+    post_id: uuid.UUID = Field(foreign_key="posts.id", ondelete="CASCADE", index=True)
+    label_id: uuid.UUID = Field(foreign_key="labels.id", ondelete="CASCADE", index=True)
+
+
+class PostLabelCreate(SQLModel):
+    post_id: uuid.UUID
+    label_id: uuid.UUID
+
+
+class Label(SQLModel, table=True):
+    __tablename__ = "labels"
+
+    id: uuid.UUID = uuid_primary_key()
+    name: str = Field(max_length=50)
+
+    posts: list[Post] = Relationship(
+        link_model=PostLabel, sa_relationship_kwargs={"backref": "labels"}
+    )
+
+
+class LabelCreate(SQLModel):
+    name: str = Field(max_length=50)
+'''
+
+
+@pytest.fixture
+async def labelled(seeded: DatabaseURL, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    async with serving_model(
+        seeded, tmp_path, "label_model", LABEL_MODULE, "labels, post_labels"
+    ) as (http, _):
+        yield http
+
+
+async def _run(http: httpx.AsyncClient, query: str, variables: dict | None = None, **kw) -> dict:
+    body = await gql(http, query, variables, **kw)
+    assert "errors" not in body, body
+    return body["data"]
+
+
+async def test_a_many_to_many_relation_is_a_connection_on_both_sides(
+    labelled: httpx.AsyncClient,
+) -> None:
+    http = labelled
+    made = await _run(
+        http,
+        """mutation { a: createLabel(input: {name: "news"}) { id }
+                      b: createLabel(input: {name: "howto"}) { id }
+                      c: createLabel(input: {name: "unused"}) { id } }""",
+    )
+    news, howto = made["a"]["id"], made["b"]["id"]
+    links = [(1, news), (2, news), (3, news), (2, howto), (2, howto)]  # post 2 twice as howto
+    for post, label in links:
+        await _run(
+            http,
+            "mutation($p: UUID!, $l: UUID!) { createPostLabel(input: {postId: $p, labelId: $l})"
+            " { id } }",
+            {"p": post_id(post), "l": label},
+        )
+
+    data = await _run(
+        http,
+        """query($p: UUID!) {
+          post(id: $p) { labels(orderBy: {name: ASC}) { totalCount nodes { name } } }
+          labels(orderBy: [{posts: {count: DESC}}, {name: ASC}]) {
+            nodes { name posts(first: 2, orderBy: {title: DESC}) {
+              totalCount nodes { title } pageInfo { hasNextPage } } }
+          }
+          tagged: posts(filter: {labels: {some: {name: {eq: "howto"}}}}) { nodes { title } }
+          untagged: posts(filter: {labels: {none: {}}}) { totalCount }
+        }""",
+        {"p": post_id(2)},
+    )
+    # a label linked twice is still one related row
+    assert data["post"]["labels"] == {
+        "totalCount": 2,
+        "nodes": [{"name": "howto"}, {"name": "news"}],
+    }
+    assert data["labels"]["nodes"] == [
+        {
+            "name": "news",
+            "posts": {
+                "totalCount": 3,
+                "nodes": [{"title": "Post 03"}, {"title": "Post 02"}],
+                "pageInfo": {"hasNextPage": True},
+            },
+        },
+        {
+            "name": "howto",
+            "posts": {
+                "totalCount": 1,
+                "nodes": [{"title": "Post 02"}],
+                "pageInfo": {"hasNextPage": False},
+            },
+        },
+        {
+            "name": "unused",
+            "posts": {"totalCount": 0, "nodes": [], "pageInfo": {"hasNextPage": False}},
+        },
+    ]
+    assert data["tagged"]["nodes"] == [{"title": "Post 02"}]
+    assert data["untagged"]["totalCount"] == 22
+
+    # through the link, a label's posts are those the caller can see: Alice's draft, labelled
+    # news, counts for her and for nobody else
+    draft = await _run(
+        http,
+        'mutation { createPost(input: {title: "Draft", content: "unpublished"}) { id } }',
+        as_user=ALICE,
+    )
+    await _run(
+        http,
+        "mutation($p: UUID!, $l: UUID!) { createPostLabel(input: {postId: $p, labelId: $l})"
+        " { id } }",
+        {"p": draft["createPost"]["id"], "l": news},
+        as_user=ALICE,
+    )
+    query = """query($l: UUID!) { label(id: $l) { posts { totalCount } } }"""
+    as_alice = await _run(http, query, {"l": news}, as_user=ALICE)
+    anonymous = await _run(http, query, {"l": news})
+    assert as_alice["label"]["posts"]["totalCount"] == 4
+    assert anonymous["label"]["posts"]["totalCount"] == 3
