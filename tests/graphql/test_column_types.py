@@ -30,6 +30,7 @@ from service.db.url import DatabaseURL
 from tests.graphql.conftest import gql
 from tests.graphql.test_fuzz import FUZZ, SCALARS, send_as_alice
 from tests.graphql.test_new_model import serving_model
+from tests.graphql.test_subscriptions import socket_to
 
 TICKET_MODULE = '''
 """Ticket: `public.tickets`, a support request."""
@@ -282,6 +283,19 @@ async def test_a_unique_column_gets_a_root_lookup(tickets: httpx.AsyncClient) ->
         "code": "T-2",
     }
     assert (await gql(tickets, query, {"c": "T-9"}))["data"] == {"ticketByCode": None}
+    # like every read, also a live subscription: sent again when the row changes
+    async with socket_to(tickets) as socket:
+        await socket.init()
+        await socket.subscribe("1", 'subscription { ticketByCode(code: "T-1") { title status } }')
+        first = await socket.receive()
+        assert first["payload"]["data"]["ticketByCode"] == {"title": "Fax", "status": "OPEN"}
+        await _create(
+            tickets,
+            "mutation($id: UUID!) { updateTicket(id: $id, input: {status: CLOSED}) { id } }",
+            {"id": made["a"]["id"]},
+        )
+        then = await socket.receive()
+        assert then["payload"]["data"]["ticketByCode"] == {"title": "Fax", "status": "CLOSED"}
     # the constraint behind the lookup: a second T-1 is a conflict, and nothing is written
     again = await gql(
         tickets, 'mutation { createTicket(input: {title: "Fax 2", code: "T-1"}) { id } }'
