@@ -175,6 +175,11 @@ class ModelInfo:
         """Does every caller see every row (so a foreign key alone proves the row is there)?"""
         return bool(getattr(self.model, "__every_row_visible__", False))
 
+    def aggregated(self, function: str) -> list[ColumnInfo]:
+        """The columns an aggregate function takes (a key of AGGREGATE_FUNCTIONS)."""
+        scalars = AGGREGATE_FUNCTIONS[function][0]
+        return [c for c in self.columns.values() if c.orderable and c.scalar in scalars]
+
     def column(self, db_name: str) -> ColumnInfo:
         for info in self.columns.values():
             if info.name == db_name:

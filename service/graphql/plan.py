@@ -52,6 +52,7 @@ from graphql import (
 )
 
 from service.graphql.catalog import (
+    AGGREGATE_FUNCTIONS,
     Catalog,
     ColumnInfo,
     ModelInfo,
@@ -238,7 +239,7 @@ class OrderKey:
     def value(self) -> ColumnInfo:
         if self.column is None:  # count
             return COUNT
-        if self.function in ("sum", "avg"):  # as the aggregates return them (sql.py)
+        if self.function and AGGREGATE_FUNCTIONS[self.function][1] == "Float":  # see sql.py
             return replace(
                 self.column,
                 python_type=float,

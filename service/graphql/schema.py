@@ -218,8 +218,8 @@ def connection_args(model: ModelInfo) -> dict[str, tuple[str, Any]]:
 def build_schema(catalog: Catalog) -> GeneratedSchema:
     b = _Builder()
     for scalar, operators in FILTER_OPERATORS.items():
-        _define_scalar_filter(b, scalar, _PYTHON_SCALARS[scalar], operators)
         py = _PYTHON_SCALARS[scalar]
+        _define_scalar_filter(b, scalar, py, operators)
         _define_scalar_filter(
             b, f"{scalar}Array", f"list[{py} | None]", _ARRAY_OPERATORS, f"an array of {scalar}"
         )
@@ -305,8 +305,8 @@ def _read_fields(b: _Builder, catalog: Catalog, *, live: bool) -> list[Strawberr
 def _define_aggregates(b: _Builder, model: ModelInfo) -> None:
     name = model.type_name
     fields = [b.field("count", "int", description="All matching rows.")]
-    for function, (scalars, result) in AGGREGATE_FUNCTIONS.items():
-        columns = [c for c in model.columns.values() if c.orderable and c.scalar in scalars]
+    for function, (_, result) in AGGREGATE_FUNCTIONS.items():
+        columns = model.aggregated(function)
         if not columns:
             continue  # GraphQL has no empty object types
         values = aggregate_type(name, function)
@@ -324,8 +324,8 @@ def _define_aggregates_order(b: _Builder, model: ModelInfo) -> None:
     """How a parent sorts by an aggregate over its one-to-many rows of this model."""
     name = model.type_name
     fields = [b.field("count", "SortDirection | None", default=UNSET, description="Row count.")]
-    for function, (scalars, _) in AGGREGATE_FUNCTIONS.items():
-        columns = [c for c in model.columns.values() if c.orderable and c.scalar in scalars]
+    for function in AGGREGATE_FUNCTIONS:
+        columns = model.aggregated(function)
         if not columns:
             continue
         type_name = f"{name}{function.capitalize()}OrderBy"

@@ -441,11 +441,10 @@ class Emitter:
                 if isinstance(p, AggregateCount):
                     pairs.append((p.key, "count(*)"))
                 elif isinstance(p, AggregateValues):
-                    cast = "::float8" if AGGREGATE_FUNCTIONS[p.function][1] == "Float" else ""
                     values = [
                         (v.key, _literal(v.name))
                         if isinstance(v, Typename)
-                        else (v[0], f"{p.function}({t}.{_quote(v[1].name)}){cast}")
+                        else (v[0], _aggregate(p.function, f"{t}.{_quote(v[1].name)}"))
                         for v in p.parts
                     ]
                     pairs.append((p.key, self.json_object(values)))
@@ -535,8 +534,7 @@ class Emitter:
         elif key.column is None:
             value = "count(*)"
         else:
-            cast = "::float8" if key.value.sql_type == "float8" else ""
-            value = f"{key.function}({r}.{_quote(key.column.name)}){cast}"
+            value = _aggregate(key.function, f"{r}.{_quote(key.column.name)}")
         target = self.catalog[relation.target]
         return f"(SELECT {value} FROM {target.read_from} {r} WHERE {_join(relation, r, a)})"
 
@@ -776,6 +774,12 @@ class _Input:
 
 
 _ARRAY_OPERATORS = {"contains": "@>", "containedBy": "<@", "overlaps": "&&"}
+
+
+def _aggregate(function: str, column: str) -> str:
+    """An aggregate of a column, typed as the schema says (a sum of Ints is a Float)."""
+    cast = "::float8" if AGGREGATE_FUNCTIONS[function][1] == "Float" else ""
+    return f"{function}({column}){cast}"
 
 
 def _unnested(column: ColumnInfo, value: str) -> str:
