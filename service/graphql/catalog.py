@@ -21,6 +21,9 @@ from sqlalchemy import ARRAY, JSON, Column, Enum, Table, UniqueConstraint
 from sqlalchemy.orm import Mapper, RelationshipDirection, configure_mappers
 from sqlmodel import SQLModel
 
+# A column whose default is this is filled with the caller's id (models/columns.py owner_id).
+_CALLER_ID = "auth.uid()"
+
 # The GraphQL scalar for each Python type a column may map to.
 _SCALARS: dict[type, str] = {
     uuid.UUID: "UUID",
@@ -62,6 +65,11 @@ def snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
+def unique_key_name(column: ColumnInfo) -> str:
+    """A unique column as a value of its model's `XUniqueKey` enum: `code` -> CODE."""
+    return snake(column.field).upper()
+
+
 @dataclass(frozen=True)
 class ColumnInfo:
     name: str  # in the database
@@ -73,6 +81,7 @@ class ColumnInfo:
     primary_key: bool
     private: bool  # only the row's own user may read it (enforced by PostgreSQL)
     touch_on_update: bool  # set to now() by every update (`onupdate` in the model)
+    from_caller: bool = False  # filled by its default with the caller's id (auth.uid())
     # An enum column: its values as PostgreSQL stores them (the GraphQL enum's values), and
     # the model's Python enum, whose members the model's pydantic classes take.
     labels: tuple[str, ...] = ()
@@ -142,10 +151,22 @@ class ModelInfo:
         return {f"{self.single}By{c.field[:1].upper()}{c.field[1:]}": c for c in self.unique}
 
     @property
+    def upsert_keys(self) -> tuple[ColumnInfo, ...]:
+        """The unique columns (the primary key first) an upsert may find the existing row by:
+        those a create's input sets, and an owner column filled with the caller's id (one row
+        per user: "my settings"). None without an update class: an upsert updates what an
+        update may."""
+        if self.create_model is None or self.update_model is None:
+            return ()
+        given = self.create_model.model_fields
+        keys = (self.primary_key, *self.unique)
+        return tuple(c for c in keys if c.name in given or c.from_caller)
+
+    @property
     def mutation_names(self) -> dict[str, str]:
         """Each write's root field: createPost, createPosts (many rows), updatePost, ..."""
         plural = self.plural[:1].upper() + self.plural[1:]
-        return {
+        names = {
             "create": f"create{self.type_name}",
             "create_many": f"create{plural}",
             "update": f"update{self.type_name}",
@@ -153,6 +174,10 @@ class ModelInfo:
             "delete": f"delete{self.type_name}",
             "delete_many": f"delete{plural}",
         }
+        if self.upsert_keys:
+            names["upsert"] = f"upsert{self.type_name}"
+            names["upsert_many"] = f"upsert{plural}"
+        return names
 
     @property
     def qualified_table(self) -> str:
@@ -232,7 +257,14 @@ def _model_info(mapper: Mapper[Any]) -> ModelInfo:
     module = sys.modules[model.__module__]
     unique_names = {c.name for c in table.columns if c.unique}
     keys = [list(c.columns) for c in table.constraints if isinstance(c, UniqueConstraint)]
-    keys += [list(i.columns) for i in table.indexes if i.unique]
+    # A partial or expression index is unique only for some rows or of some expression: no key.
+    keys += [
+        list(i.columns)
+        for i in table.indexes
+        if i.unique
+        and i.dialect_options["postgresql"].get("where") is None
+        and len(i.expressions) == len(i.columns)
+    ]
     unique_names |= {key[0].name for key in keys if len(key) == 1}
     return ModelInfo(
         unique=tuple(c for c in columns.values() if c.name in unique_names and not c.primary_key),
@@ -256,6 +288,7 @@ def _column_info(model: type[SQLModel], column: Column[Any], private: frozenset[
         "primary_key": bool(column.primary_key),
         "private": column.name in private,
         "touch_on_update": column.onupdate is not None,
+        "from_caller": _CALLER_ID in str(getattr(column.server_default, "arg", "")),
     }
     if isinstance(column.type, Enum):
         return _enum_column(column.type, common)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
@@ -38,7 +38,7 @@ from graphql.utilities import coerce_input_value
 from graphql.validation import OverlappingFieldsCanBeMergedRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
-from service.graphql.catalog import Catalog
+from service.graphql.catalog import Catalog, ColumnInfo
 from service.graphql.errors import ApiError, BadUserInput, Code, LimitExceeded, from_database
 from service.graphql.inputs import InputShape
 from service.graphql.limits import check_merges, check_size, connection_rows
@@ -403,13 +403,14 @@ class Executor:
         """The columns to write and their values (for createXs, each column's list of them)."""
         if write.kind in ("delete", "delete_many"):
             return {}
-        kind = write.kind.removesuffix("_many")
+        # an upsert's input is a create's
+        kind = "create" if write.conflict is not None else write.kind.removesuffix("_many")
         key = (write.model.type_name, kind)
         shape = self.input_shapes.get(key)
         if shape is None:
             shape = self.input_shapes[key] = InputShape(write.model, kind)
         given = resolve_tree(write.input, coerced)
-        if write.kind != "create_many":
+        if write.kind not in ("create_many", "upsert_many"):
             return shape.validate(given or {})  # one row's values, also for updateXs
         limit = self.limits.max_page_size
         if len(given) > limit:
@@ -420,6 +421,8 @@ class Executor:
                 rows.append(shape.validate(item))
             except BadUserInput as error:
                 raise BadUserInput(f"inputs[{i}]: {error.message}", **error.extensions) from None
+        if write.conflict is not None:
+            _one_input_per_key(rows, write.conflict)
         # a create's validation gives every column of its class: the same ones for every row
         return {column: [row[column] for row in rows] for column in (rows[0] if rows else ())}
 
@@ -466,6 +469,24 @@ _TOO_MANY = (
     "the filter matches {} rows you may change; at most {} change at once (MAX_PAGE_SIZE): "
     "nothing was changed, narrow the filter"
 )
+
+
+def _one_input_per_key(rows: list[dict[str, Any]], key: ColumnInfo) -> None:
+    """PostgreSQL cannot update one row twice in a statement: say which inputs collide."""
+    seen: dict[Any, int] = {}
+    for i, row in enumerate(rows):
+        value = row[key.name]
+        if value is None:  # NULLs are distinct: each is a new row
+            continue
+        if not isinstance(value, Hashable):  # a JSON or array key
+            value = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        first = seen.setdefault(value, i)
+        if first != i:
+            raise BadUserInput(
+                f"inputs[{i}]: the same `{key.field}` as inputs[{first}]; one row takes one "
+                "input per upsert",
+                field=key.field,
+            )
 
 
 def _for_caller(error: ApiError, anonymous: bool) -> ApiError:

@@ -58,6 +58,7 @@ from service.graphql.catalog import (
     ModelInfo,
     RelationInfo,
     aggregate_type,
+    unique_key_name,
 )
 from service.graphql.errors import BadUserInput, LimitExceeded
 
@@ -416,6 +417,7 @@ class Write:
     input: InputTree | None
     selection: ObjectSelection
     condition: Any = None  # updateXs / deleteXs: the rows their filter matches
+    conflict: ColumnInfo | None = None  # upsertX(s): the unique column naming an existing row
     # Its SQL per set of columns written (execute.py fills it): input values are bound.
     compiled: dict[tuple[str, ...], Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -518,7 +520,7 @@ class Planner:
             id_ref = _required(ctx.scalar_ref(args, pk), pk)
         input_tree = None
         if kind not in ("delete", "delete_many"):
-            argument = "inputs" if kind == "create_many" else "input"
+            argument = "inputs" if kind in ("create_many", "upsert_many") else "input"
             arg_type = self._argument_type(ctx, "Mutation", name, argument)
             input_tree = ctx.input_tree(args, argument, arg_type, values_only=True)
             _required(None if _plain(input_tree) is None else input_tree, argument)
@@ -527,8 +529,23 @@ class Planner:
             given = ctx.structural(args, "filter", f"{model.type_name}Filter")
             _required(None if _plain(given) is None else given, "filter")  # `{}`: every row
             condition = self._condition(model, given)
+        conflict = None
+        if kind in ("upsert", "upsert_many"):
+            conflict = self._upsert_key(ctx, model, args)
         selection = self._object(ctx, model, nodes)
-        return Write(key, kind, model, id_ref, input_tree, selection, condition)
+        return Write(key, kind, model, id_ref, input_tree, selection, condition, conflict)
+
+    @staticmethod
+    def _upsert_key(ctx: _Context, model: ModelInfo, args: Any) -> ColumnInfo:
+        # An enum, so part of the plan's key: the conflict target is SQL text, not a value.
+        given = ctx.known_ref(args, "onConflict")
+        if given is None:
+            return model.upsert_keys[0]  # the schema's default
+        name = getattr(given.value, "name", given.value)  # a variable's enum member, or a name
+        for column in model.upsert_keys:
+            if unique_key_name(column) == name:
+                return column
+        raise BadUserInput(f"`onConflict`: no unique key {name}", field="onConflict")
 
     def _argument_type(self, ctx: _Context, type_name: str, field_name: str, arg: str) -> Any:
         parent = self.schema.get_type(type_name)

@@ -32,6 +32,7 @@ from service.graphql.catalog import (
     ModelInfo,
     aggregate_type,
     camel,
+    unique_key_name,
 )
 
 _schema_ids = itertools.count()
@@ -512,6 +513,8 @@ def _mutation_fields(b: _Builder, model: ModelInfo) -> list[StrawberryField]:
             "order; if one is refused, none is written.",
         )
     )
+    if "upsert" in names:
+        fields += _upsert_fields(b, model)
     if model.update_model is not None:
         b.define(
             f"{name}UpdateInput",
@@ -552,6 +555,44 @@ def _mutation_fields(b: _Builder, model: ModelInfo) -> list[StrawberryField]:
         )
     )
     return fields
+
+
+def _upsert_fields(b: _Builder, model: ModelInfo) -> list[StrawberryField]:
+    name = model.type_name
+    keys = model.upsert_keys
+    values = enum.Enum(  # type: ignore[misc]
+        f"{name}UniqueKey", {unique_key_name(c): unique_key_name(c) for c in keys}
+    )
+    values.__module__ = b.module.__name__
+    b.ns[values.__name__] = strawberry.enum(
+        values,
+        name=values.__name__,
+        description=f"A unique column of {name} that an upsert finds an existing row by.",
+    )
+    key_arg = (values.__name__, next(iter(values)))
+    assert model.update_model is not None  # an upsert updates what an update may
+    what = (
+        "a row has the input's `onConflict` value, that row updated instead: each column "
+        f"{model.update_model.__name__} may change takes the input's value (its default when "
+        "absent), the others keep theirs"
+    )
+    names = model.mutation_names
+    return [
+        b.field(
+            names["upsert"],
+            name,
+            args={"input": (f"{name}CreateInput", UNSET), "onConflict": key_arg},
+            description=f"A new {name}; or, when {what}. Returns the row either way.",
+        ),
+        b.field(
+            names["upsert_many"],
+            f"list[{name}]",
+            args={"inputs": (f"list[{name}CreateInput]", UNSET), "onConflict": key_arg},
+            description=f"Several {name} rows in one statement, each new or, when {what}; "
+            "returned in the inputs' order. Two inputs with the same key are refused, and if "
+            "one is refused, none is written.",
+        ),
+    ]
 
 
 _MANY = (

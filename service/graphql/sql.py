@@ -702,18 +702,19 @@ class Emitter:
         a = self.alias()
         table = model.qualified_table
         pk = model.primary_key
-        if w.kind == "create_many":
+        if w.kind in ("create_many", "upsert_many"):
             if not columns:
                 return "SELECT '[]'::json"  # no rows given
             names = ", ".join(_quote(n) for n in columns)
             arrays = ", ".join(self.bind_array(model.column(n), _Input(n)) for n in columns)
             u = self.alias()
             values = ", ".join(_unnested(model.column(n), f"{u}.{_quote(n)}") for n in columns)
-            # RETURNING yields the rows as they were inserted: for an INSERT from unnest, one by
+            # RETURNING yields the rows as they were written: for an INSERT from unnest, one by
             # one in the arrays' order, which is the inputs' order.
             return (
                 f"WITH written AS (INSERT INTO {table} AS {a} ({names}) "
-                f"SELECT {values} FROM unnest({arrays}) AS {u}({names}) "
+                f"SELECT {values} FROM unnest({arrays}) AS {u}({names})"
+                f"{self._on_conflict(w, columns, a)} "
                 f"RETURNING {self.object(w.selection, a)} AS _row) "
                 "SELECT coalesce(json_agg(written._row), '[]'::json) FROM written"
             )
@@ -731,13 +732,14 @@ class Emitter:
                 "SELECT coalesce(json_agg(changed._row ORDER BY changed._key), '[]'::json), "
                 "count(*) FROM changed"
             )
-        if w.kind == "create":
+        if w.kind in ("create", "upsert"):
             if columns:
                 names = ", ".join(_quote(n) for n in columns)
                 binds = ", ".join(self.bind_value(model.column(n), _Input(n)) for n in columns)
                 change = f"INSERT INTO {table} AS {a} ({names}) VALUES ({binds})"
             else:
                 change = f"INSERT INTO {table} AS {a} DEFAULT VALUES"
+            change += self._on_conflict(w, columns, a)
         else:
             assert w.id is not None
             match = f"{a}.{_quote(pk.name)} = {self.bind_value(pk, w.id)}"
@@ -746,6 +748,23 @@ class Emitter:
             else:
                 change = f"UPDATE {table} AS {a} SET {self._sets(w, columns, a)} WHERE {match}"
         return f"{change} RETURNING {self.object(w.selection, a)}"
+
+    def _on_conflict(self, w: Write, columns: tuple[str, ...], a: str) -> str:
+        """An upsert's way to the existing row: update it with what an update may change.
+
+        Row Level Security holds both ways: the new row passes the insert's checks, and an
+        existing one the update's (PostgreSQL raises, never skips, when it does not)."""
+        key = w.conflict
+        if key is None:
+            return ""
+        model = w.model
+        assert model.update_model is not None
+        changeable = model.update_model.model_fields
+        sets = [f"{_quote(n)} = excluded.{_quote(n)}" for n in columns if n in changeable]
+        sets += [f"{_quote(c.name)} = now()" for c in model.columns.values() if c.touch_on_update]
+        if not sets:  # still an update, so that RETURNING has the row
+            sets = [f"{_quote(key.name)} = {a}.{_quote(key.name)}"]
+        return f" ON CONFLICT ({_quote(key.name)}) DO UPDATE SET {', '.join(sets)}"
 
     def _sets(self, w: Write, columns: tuple[str, ...], a: str) -> str:
         """An update's SET: the given columns, bound, and those every update touches."""

@@ -37,10 +37,12 @@ def updated_at() -> Any:
     )
 
 
-def owner_id() -> Any:
-    """The author of a row: the caller's id from the token (`auth.uid()`), never client input."""
+def owner_id(*, unique: bool = False) -> Any:
+    """The author of a row: the caller's id from the token (`auth.uid()`), never client input.
+    `unique`: one row per user (their settings, say), which `upsertX` then finds by it."""
     return Field(
         foreign_key="auth.users.id",
         index=True,
+        unique=unique,
         sa_column_kwargs={"server_default": text("auth.uid()")},
     )
