@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import ARRAY, JSON, Column, Enum, Table, UniqueConstraint
+from sqlalchemy import ARRAY, JSON, Column, DateTime, Enum, Table, UniqueConstraint
 from sqlalchemy.orm import Mapper, RelationshipDirection, configure_mappers
 from sqlmodel import SQLModel
 
@@ -87,6 +87,8 @@ class ColumnInfo:
     labels: tuple[str, ...] = ()
     enum_class: type[enum.Enum] | None = None
     array: bool = False  # a PostgreSQL array of `scalar` values
+    # A computed column: the SQL function of the row that gives its value (`__computed_columns__`).
+    computed: str | None = None
 
     @property
     def orderable(self) -> bool:
@@ -196,6 +198,10 @@ class ModelInfo:
         return ".".join(f'"{part}"' for part in view.split("."))
 
     @property
+    def has_computed(self) -> bool:
+        return any(c.computed is not None for c in self.columns.values())
+
+    @property
     def every_row_visible(self) -> bool:
         """Does every caller see every row (so a foreign key alone proves the row is there)?"""
         return bool(getattr(self.model, "__every_row_visible__", False))
@@ -206,8 +212,9 @@ class ModelInfo:
         return [c for c in self.columns.values() if c.orderable and c.scalar in scalars]
 
     def column(self, db_name: str) -> ColumnInfo:
+        """A column of the table (never a computed one) by its name there."""
         for info in self.columns.values():
-            if info.name == db_name:
+            if info.name == db_name and info.computed is None:
                 return info
         raise KeyError(db_name)
 
@@ -266,6 +273,10 @@ def _model_info(mapper: Mapper[Any]) -> ModelInfo:
         and len(i.expressions) == len(i.columns)
     ]
     unique_names |= {key[0].name for key in keys if len(key) == 1}
+    for info in _computed_columns(model, table):
+        if info.field in columns:
+            raise TypeError(f"{name}.__computed_columns__: {info.name} is a column already")
+        columns[info.field] = info
     return ModelInfo(
         unique=tuple(c for c in columns.values() if c.name in unique_names and not c.primary_key),
         model=model,
@@ -312,6 +323,36 @@ def _column_info(model: type[SQLModel], column: Column[Any], private: frozenset[
         sql_type=_sql_type(python_type, column.type),
         **common,
     )
+
+
+def _computed_columns(model: type[SQLModel], table: Table) -> list[ColumnInfo]:
+    """A model's `__computed_columns__ = {"word_count": int}`: read-only columns whose values are
+    computed by SQL functions of the row, `<table>_<name>(<table>)` in the table's schema, as
+    PostGraphile names them (a migration creates the function). They run as the caller, so
+    what they read is under Row Level Security too."""
+    declared: dict[str, type] = getattr(model, "__computed_columns__", {})
+    if declared and getattr(model, "__read_view__", None):
+        raise TypeError(f"{model.__name__}: computed columns need a model read from its table")
+    schema = f'"{table.schema}".' if table.schema else ""
+    infos = []
+    for name, python_type in declared.items():
+        if python_type not in _SCALARS:
+            raise TypeError(f"{model.__name__}.__computed_columns__[{name!r}]: not a column type")
+        infos.append(
+            ColumnInfo(
+                name=name,
+                field=camel(name),
+                python_type=python_type,
+                scalar=_SCALARS[python_type],
+                sql_type=_sql_type(python_type, DateTime(timezone=True)),
+                nullable=True,  # a function may return null
+                primary_key=False,
+                private=False,
+                touch_on_update=False,
+                computed=f'{schema}"{table.name}_{name}"',
+            )
+        )
+    return infos
 
 
 def _python_type(type_: Any, annotation: Any) -> Any:

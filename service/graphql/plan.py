@@ -236,6 +236,12 @@ class OrderKey:
     path: tuple[RelationInfo, ...] = ()
     function: str | None = None
 
+    @property
+    def derived(self) -> bool:
+        """Computed beside each row (through relations, or by a computed column's function)
+        rather than read from it."""
+        return bool(self.path) or (self.column is not None and self.column.computed is not None)
+
     @cached_property
     def value(self) -> ColumnInfo:
         if self.column is None:  # count

@@ -219,6 +219,8 @@ class Emitter:
         self.max_page_size = max_page_size
         self.statement = Statement("")
         self._aliases = 0
+        # Aliases of page rows, whose whole table row is a column of theirs (see `value`).
+        self._whole_rows: dict[str, str] = {}
 
     def alias(self) -> str:
         self._aliases += 1
@@ -250,6 +252,13 @@ class Emitter:
             return placeholder
         return f"{placeholder}::{column.sql_type}[]"
 
+    def value(self, column: ColumnInfo, alias: str) -> str:
+        """A column's value in the row `alias` names; a computed column's, its function of
+        the whole row (which a connection's page carries as `_row`)."""
+        if column.computed is None:
+            return f"{alias}.{_quote(column.name)}"
+        return f"{column.computed}({self._whole_rows.get(alias, alias)})"
+
     # objects
 
     def json_object(self, pairs: list[tuple[str, str]]) -> str:
@@ -264,7 +273,7 @@ class Emitter:
         pairs: list[tuple[str, str]] = []
         for f in selection.fields:
             if isinstance(f, ColumnField):
-                pairs.append((f.key, f"{alias}.{_quote(f.column.name)}"))
+                pairs.append((f.key, self.value(f.column, alias)))
             elif isinstance(f, NodeIdField):
                 pk = f"{alias}.{_quote(model.primary_key.name)}::text"
                 prefix = _literal(model.type_name + ":")
@@ -340,8 +349,10 @@ class Emitter:
         # The sort keys' values over the table's rows; `sorted_as` reads them back from the
         # page's rows.
         rows, values = self._sorted_rows(c, a)
-        related = [i for i, k in enumerate(c.order) if k.path]
+        related = [i for i, k in enumerate(c.order) if k.derived]
         extra = "".join(f", {values[i]} AS _s{i}" for i in related)
+        if c.model.has_computed:
+            extra += f", {a} AS _row"  # for computed columns of the page's rows
         sorted_as = [f"{a}._s{i}" if i in related else v for i, v in enumerate(values)]
         if c.page.after is not None:
             page_conditions.append(self._keyset(c, values, c.page.after, after=True))
@@ -379,6 +390,9 @@ class Emitter:
             def agg(value: str) -> str:
                 return f"coalesce(json_agg({value} ORDER BY {in_order}), '[]'::json)"
 
+        if c.model.has_computed:
+            # from here on `a` is the page (its rows carry the whole table row as `_row`)
+            self._whole_rows[a] = f"{a}._row"
         pairs: list[tuple[str, str]] = []
         for part in c.parts:
             if isinstance(part, Nodes):
@@ -444,7 +458,7 @@ class Emitter:
                     values = [
                         (v.key, _literal(v.name))
                         if isinstance(v, Typename)
-                        else (v[0], _aggregate(p.function, f"{t}.{_quote(v[1].name)}"))
+                        else (v[0], _aggregate(p.function, self.value(v[1], t)))
                         for v in p.parts
                     ]
                     pairs.append((p.key, self.json_object(values)))
@@ -507,16 +521,17 @@ class Emitter:
     def _sorted_rows(self, c: Connection, a: str) -> tuple[str, list[str]]:
         """The FROM of the connection's rows (alias `a`), and its sort keys' values there.
 
-        A value through relations is a sub-select, computed in a LATERAL beside each row;
+        A value through relations (a sub-select) or of a computed column (its function) is
+        computed in a LATERAL beside each row;
         OFFSET 0 keeps PostgreSQL from folding it back into every place it is used (the keyset
         names each key up to three times), so it runs once a row.
         """
         values = [self._sort_value(k, k.path, a) for k in c.order]
         rows = f"{c.model.read_from} {a}"
-        if not any(k.path for k in c.order):
+        if not any(k.derived for k in c.order):
             return rows, values
         s = self.alias()
-        related = [i for i, k in enumerate(c.order) if k.path]
+        related = [i for i, k in enumerate(c.order) if k.derived]
         computed = ", ".join(f"{values[i]} AS _s{i}" for i in related)
         for i in related:
             values[i] = f"{s}._s{i}"
@@ -526,7 +541,7 @@ class Emitter:
         """A sub-select per relation of the path, over the rows the caller can see."""
         if not path:
             assert key.column is not None
-            return f"{a}.{_quote(key.column.name)}"
+            return self.value(key.column, a)
         relation, rest = path[0], path[1:]
         r = self.alias()
         if rest or key.function is None:
@@ -534,7 +549,7 @@ class Emitter:
         elif key.column is None:
             value = "count(*)"
         else:
-            value = _aggregate(key.function, f"{r}.{_quote(key.column.name)}")
+            value = _aggregate(key.function, self.value(key.column, r))
         target = self.catalog[relation.target]
         return f"(SELECT {value} FROM {target.read_from} {r} WHERE {_join(relation, r, a)})"
 
@@ -589,7 +604,7 @@ class Emitter:
                 return "true" if cond.op == "and" else "false"
             return "(" + f" {cond.op.upper()} ".join(parts) + ")"
         assert isinstance(cond, Compare)
-        column = f"{a}.{_quote(cond.column.name)}"
+        column = self.value(cond.column, a)
         op = cond.operator
         if op == "isNull":
             return f"{column} IS NULL" if cond.value(()) else f"{column} IS NOT NULL"  # type: ignore[arg-type]
