@@ -65,9 +65,16 @@ def snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-def unique_key_name(column: ColumnInfo) -> str:
-    """A unique column as a value of its model's `XUniqueKey` enum: `code` -> CODE."""
+def enum_name(column: ColumnInfo) -> str:
+    """A column as a value of a generated enum (`XUniqueKey`, `XGroupBy`): `postId` -> POST_ID."""
     return snake(column.field).upper()
+
+
+# What a date or time may be truncated to when rows are grouped by it (PostgreSQL's date_trunc).
+TRUNCATIONS: dict[str, tuple[str, ...]] = {
+    "DateTime": ("hour", "day", "week", "month", "year"),
+    "Date": ("week", "month", "year"),
+}
 
 
 @dataclass(frozen=True)
@@ -205,6 +212,19 @@ class ModelInfo:
     def every_row_visible(self) -> bool:
         """Does every caller see every row (so a foreign key alone proves the row is there)?"""
         return bool(getattr(self.model, "__every_row_visible__", False))
+
+    def group_choices(self) -> dict[str, tuple[ColumnInfo, str | None]]:
+        """What rows may be grouped by, by `XGroupBy` value: each orderable column, and each
+        date or time truncated (CREATED_AT_TRUNCATED_TO_DAY: the column and "day")."""
+        choices: dict[str, tuple[ColumnInfo, str | None]] = {}
+        for column in self.columns.values():
+            if not column.orderable:
+                continue
+            name = enum_name(column)
+            choices[name] = (column, None)
+            for unit in TRUNCATIONS.get(column.scalar, ()):
+                choices[f"{name}_TRUNCATED_TO_{unit.upper()}"] = (column, unit)
+        return choices
 
     def aggregated(self, function: str) -> list[ColumnInfo]:
         """The columns an aggregate function takes (a key of AGGREGATE_FUNCTIONS)."""

@@ -28,6 +28,7 @@ from service.graphql.plan import (
     Connection,
     EdgeNode,
     Edges,
+    GroupedAggregates,
     NodeLookup,
     Nodes,
     ObjectSelection,
@@ -215,8 +216,13 @@ def _rows_under(item: object, parents: int, max_page_size: int) -> int:
 
 
 def _connection_rows(c: Connection, parents: int, max_page_size: int) -> int:
+    groups = sum(  # a page of groups each (a wrong size is refused later)
+        parents * min(max(p.first, 0), max_page_size)
+        for p in c.parts
+        if isinstance(p, GroupedAggregates)
+    )
     if not any(isinstance(p, Nodes | Edges | PageInfoField) for p in c.parts):
-        return parents
+        return parents + groups
     size_ref = c.page.last if c.page.backward else c.page.first
     size = size_ref.value if size_ref is not None else 0
     rows = parents * (min(size, max_page_size) if isinstance(size, int) and size > 0 else 0)
@@ -228,4 +234,4 @@ def _connection_rows(c: Connection, parents: int, max_page_size: int) -> int:
             for edge_part in part.parts:
                 if isinstance(edge_part, EdgeNode):
                     nested += _rows_under(edge_part.selection, rows, max_page_size)
-    return rows + nested
+    return rows + nested + groups

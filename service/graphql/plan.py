@@ -58,7 +58,7 @@ from service.graphql.catalog import (
     ModelInfo,
     RelationInfo,
     aggregate_type,
-    unique_key_name,
+    enum_name,
 )
 from service.graphql.errors import BadUserInput, LimitExceeded
 
@@ -370,6 +370,24 @@ class Aggregates:
 
 
 @dataclass
+class GroupKeys:
+    """`keys` of a group: the grouped values, by response key (null for others)."""
+
+    key: str
+    parts: list[Any]  # (response key, ColumnInfo) | Typename
+
+
+@dataclass
+class GroupedAggregates:
+    """`groupedAggregates` of a connection: its matching rows grouped, aggregates per group."""
+
+    key: str
+    group_by: list[tuple[ColumnInfo, str | None]]  # a column, truncated to a unit or not
+    first: int  # groups at most, in the keys' order
+    parts: list[Any]  # AggregateCount | AggregateValues | GroupKeys | Typename
+
+
+@dataclass
 class Connection:
     key: str
     model: ModelInfo
@@ -377,7 +395,8 @@ class Connection:
     page: Page
     condition: Any  # Compare | BoolOp | RelatedRows | None
     order: list[OrderKey]
-    parts: list[Any]  # Nodes | Edges | PageInfoField | TotalCount | Aggregates | Typename
+    # Nodes | Edges | PageInfoField | TotalCount | Aggregates | GroupedAggregates | Typename
+    parts: list[Any]
 
     @property
     def order_signature(self) -> str:
@@ -549,7 +568,7 @@ class Planner:
             return model.upsert_keys[0]  # the schema's default
         name = getattr(given.value, "name", given.value)  # a variable's enum member, or a name
         for column in model.upsert_keys:
-            if unique_key_name(column) == name:
+            if enum_name(column) == name:
                 return column
         raise BadUserInput(f"`onConflict`: no unique key {name}", field="onConflict")
 
@@ -615,7 +634,9 @@ class Planner:
             elif name == "totalCount":
                 parts.append(TotalCount(part_key))
             elif name == "aggregates":
-                parts.append(self._aggregates(ctx, part_key, model, subnodes))
+                parts.append(Aggregates(part_key, self._aggregate_parts(ctx, model, subnodes)))
+            elif name == "groupedAggregates":
+                parts.append(self._grouped(ctx, part_key, model, subnodes))
             elif name == "pageInfo":
                 info = [
                     (k, n[0].name.value) for k, n in ctx.collect_many(subnodes, "PageInfo").items()
@@ -635,10 +656,34 @@ class Planner:
                 parts.append(Edges(part_key, edge_parts))
         return Connection(key, model, relation, page, condition, order, parts)
 
-    def _aggregates(
+    def _grouped(
         self, ctx: _Context, key: str, model: ModelInfo, nodes: list[FieldNode]
-    ) -> Aggregates:
-        type_name = f"{model.type_name}Aggregates"
+    ) -> GroupedAggregates:
+        args = nodes[0].arguments
+        choices = model.group_choices()
+        given = _plain(ctx.structural(args, "groupBy", f"[{model.type_name}GroupBy!]"))
+        group_by: list[tuple[ColumnInfo, str | None]] = []
+        for value in _required(given, "groupBy"):
+            name = getattr(_plain(value), "name", _plain(value))  # a variable's member, a name
+            column, unit = choices[name]
+            if any(c is column for c, _ in group_by):
+                raise BadUserInput(
+                    f"`groupBy`: group by {column.field} once (as it is, or truncated)",
+                    field="groupBy",
+                )
+            group_by.append((column, unit))
+        if not group_by:
+            raise BadUserInput("`groupBy`: name at least one value", field="groupBy")
+        first = ctx.known_ref(args, "first")
+        size = self.default_page_size if first is None else first.value
+        parts = self._aggregate_parts(ctx, model, nodes, grouped=True)
+        return GroupedAggregates(key, group_by, size, parts)
+
+    def _aggregate_parts(
+        self, ctx: _Context, model: ModelInfo, nodes: list[FieldNode], *, grouped: bool = False
+    ) -> list[Any]:
+        """The selection of `aggregates`, or of `groupedAggregates` (its groups' `keys` too)."""
+        type_name = f"{model.type_name}{'Group' if grouped else 'Aggregates'}"
         parts: list[Any] = []
         for part_key, subnodes in ctx.collect_many(nodes, type_name).items():
             function = subnodes[0].name.value
@@ -646,17 +691,14 @@ class Planner:
                 parts.append(Typename(part_key, type_name))
             elif function == "count":
                 parts.append(AggregateCount(part_key))
+            elif function == "keys":
+                keys_type = f"{model.type_name}GroupKeys"
+                parts.append(GroupKeys(part_key, _columns(ctx, model, subnodes, keys_type)))
             else:
                 values_type = aggregate_type(model.type_name, function)
-                values: list[Any] = []
-                for value_key, value_nodes in ctx.collect_many(subnodes, values_type).items():
-                    field_name = value_nodes[0].name.value
-                    if field_name == "__typename":
-                        values.append(Typename(value_key, values_type))
-                    else:
-                        values.append((value_key, model.columns[field_name]))
+                values = _columns(ctx, model, subnodes, values_type)
                 parts.append(AggregateValues(part_key, function, values))
-        return Aggregates(key, parts)
+        return parts
 
     def _order(self, model: ModelInfo, value: Any) -> list[OrderKey]:
         keys: list[OrderKey] = []
@@ -929,6 +971,19 @@ class _ListRef:
 def _field_type(fields: Mapping[str, Any], name: str) -> Any:
     found = fields.get(name)
     return None if found is None else found.type
+
+
+def _columns(ctx: _Context, model: ModelInfo, nodes: list[FieldNode], type_name: str) -> list[Any]:
+    """A selection of an object whose fields are the model's columns (one aggregate's values,
+    a group's keys): (response key, column) pairs, and __typename."""
+    selected: list[Any] = []
+    for key, subnodes in ctx.collect_many(nodes, type_name).items():
+        name = subnodes[0].name.value
+        if name == "__typename":
+            selected.append(Typename(key, type_name))
+        else:
+            selected.append((key, model.columns[name]))
+    return selected
 
 
 def _required(value: Any, name: str) -> Any:

@@ -32,7 +32,7 @@ from service.graphql.catalog import (
     ModelInfo,
     aggregate_type,
     camel,
-    unique_key_name,
+    enum_name,
 )
 
 _schema_ids = itertools.count()
@@ -303,22 +303,55 @@ def _read_fields(b: _Builder, catalog: Catalog, *, live: bool) -> list[Strawberr
     return fields
 
 
-def _define_aggregates(b: _Builder, model: ModelInfo) -> None:
+def _define_aggregates(b: _Builder, model: ModelInfo, *, group: bool = False) -> None:
+    """`XAggregates`, or with `group` `XGroup`: the same aggregates over one group's rows,
+    and the group's keys."""
     name = model.type_name
-    fields = [b.field("count", "int", description="All matching rows.")]
+    counted = "The group's rows." if group else "All matching rows."
+    fields = [b.field("count", "int", description=counted)]
+    if group:
+        fields.insert(0, b.field("keys", f"{name}GroupKeys", description="What the group shares."))
     for function, (_, result) in AGGREGATE_FUNCTIONS.items():
         columns = model.aggregated(function)
         if not columns:
             continue  # GraphQL has no empty object types
         values = aggregate_type(name, function)
-        b.define(
-            values,
-            [b.field(c.field, f"{_PYTHON_SCALARS[result or c.scalar]} | None") for c in columns],
-            description=f"`{function}` of each column over the matching rows (null: none has "
-            "a value).",
-        )
+        if not group:  # a group's are the same types
+            b.define(
+                values,
+                [
+                    b.field(c.field, f"{_PYTHON_SCALARS[result or c.scalar]} | None")
+                    for c in columns
+                ],
+                description=f"`{function}` of each column over the matching rows (null: none "
+                "has a value).",
+            )
         fields.append(b.field(function, values))
-    b.define(f"{name}Aggregates", fields, description=f"Aggregates over {name} rows.")
+    if group:
+        b.define(f"{name}Group", fields, description=f"A group of {name} rows and aggregates.")
+    else:
+        b.define(f"{name}Aggregates", fields, description=f"Aggregates over {name} rows.")
+
+
+def _define_groups(b: _Builder, model: ModelInfo) -> None:
+    """`XGroupBy` (a column, or a date's or time's truncation), `XGroupKeys`, `XGroup`."""
+    name = model.type_name
+    choices = model.group_choices()
+    values = enum.Enum(f"{name}GroupBy", {choice: choice for choice in choices})  # type: ignore[misc]
+    values.__module__ = b.module.__name__
+    b.ns[values.__name__] = strawberry.enum(
+        values,
+        name=values.__name__,
+        description=f"A value to group {name} rows by: a column, or a date or time truncated "
+        "(in UTC) to its hour, day, week (from Monday), month or year.",
+    )
+    keyed = {column.field: column for column, _ in choices.values()}
+    b.define(
+        f"{name}GroupKeys",
+        [b.field(c.field, f"{_annotation(c)} | None") for c in keyed.values()],
+        description="The values the group's rows share; null for a column not grouped by.",
+    )
+    _define_aggregates(b, model, group=True)
 
 
 def _define_aggregates_order(b: _Builder, model: ModelInfo) -> None:
@@ -421,10 +454,23 @@ def _define_model_types(b: _Builder, catalog: Catalog, model: ModelInfo) -> None
                 f"{name}Aggregates",
                 description="Over all matching rows (not only this page), computed when asked.",
             ),
+            b.field(
+                "groupedAggregates",
+                f"list[{name}Group]",
+                args={
+                    "groupBy": (f"list[{name}GroupBy]", UNSET),
+                    "first": ("int | None", UNSET),
+                },
+                description="All matching rows (not only this page) grouped by the values "
+                "of `groupBy`, with aggregates per group; the groups in the order of their "
+                "keys (nulls last), the first `first` of them (default and most: as for a "
+                "page).",
+            ),
         ],
         description=f"A page of {name} rows.",
     )
     _define_aggregates(b, model)
+    _define_groups(b, model)
 
     filter_fields = [
         b.field(c.field, f"{_filter_type(c)} | None", default=UNSET)
@@ -561,7 +607,7 @@ def _upsert_fields(b: _Builder, model: ModelInfo) -> list[StrawberryField]:
     name = model.type_name
     keys = model.upsert_keys
     values = enum.Enum(  # type: ignore[misc]
-        f"{name}UniqueKey", {unique_key_name(c): unique_key_name(c) for c in keys}
+        f"{name}UniqueKey", {enum_name(c): enum_name(c) for c in keys}
     )
     values.__module__ = b.module.__name__
     b.ns[values.__name__] = strawberry.enum(

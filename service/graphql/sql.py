@@ -39,6 +39,8 @@ from service.graphql.plan import (
     Cursor,
     EdgeNode,
     Edges,
+    GroupedAggregates,
+    GroupKeys,
     NodeIdField,
     NodeLookup,
     Nodes,
@@ -411,6 +413,8 @@ class Emitter:
                 pairs.append((part.key, self._total_count(c, parent)))
             elif isinstance(part, Aggregates):
                 pairs.append((part.key, self._aggregates(c, parent, part)))
+            elif isinstance(part, GroupedAggregates):
+                pairs.append((part.key, self._groups(c, parent, part)))
             elif isinstance(part, PageInfoField):
                 info: list[tuple[str, str]] = []
                 more = f"count(*) > {size}"
@@ -449,24 +453,60 @@ class Emitter:
         return self._over_matching_rows(c, parent, lambda t: "count(*)")
 
     def _aggregates(self, c: Connection, parent: str | None, part: Aggregates) -> str:
-        def select(t: str) -> str:
-            pairs: list[tuple[str, str]] = []
-            for p in part.parts:
-                if isinstance(p, AggregateCount):
-                    pairs.append((p.key, "count(*)"))
-                elif isinstance(p, AggregateValues):
-                    values = [
-                        (v.key, _literal(v.name))
-                        if isinstance(v, Typename)
-                        else (v[0], _aggregate(p.function, self.value(v[1], t)))
-                        for v in p.parts
-                    ]
-                    pairs.append((p.key, self.json_object(values)))
-                elif isinstance(p, Typename):
-                    pairs.append((p.key, _literal(p.name)))
-            return self.json_object(pairs)
+        return self._over_matching_rows(
+            c, parent, lambda t: self.json_object(self._aggregate_pairs(part.parts, t, {}))
+        )
 
-        return self._over_matching_rows(c, parent, select)
+    def _aggregate_pairs(
+        self, parts: list[Any], t: str, grouped: dict[ColumnInfo, str]
+    ) -> list[tuple[str, str]]:
+        """Aggregates over the rows `t` (all matching, or a group's), and a group's keys:
+        `grouped` holds the value of each column grouped by."""
+        pairs: list[tuple[str, str]] = []
+        for p in parts:
+            if isinstance(p, AggregateCount):
+                pairs.append((p.key, "count(*)"))
+            elif isinstance(p, AggregateValues | GroupKeys):
+                values: list[tuple[str, str]] = []
+                for v in p.parts:
+                    if isinstance(v, Typename):
+                        values.append((v.key, _literal(v.name)))
+                    elif isinstance(p, GroupKeys):  # null: not grouped by
+                        values.append((v[0], grouped.get(v[1], "null")))
+                    else:
+                        values.append((v[0], _aggregate(p.function, self.value(v[1], t))))
+                pairs.append((p.key, self.json_object(values)))
+            elif isinstance(p, Typename):
+                pairs.append((p.key, _literal(p.name)))
+        return pairs
+
+    def _groups(self, c: Connection, parent: str | None, part: GroupedAggregates) -> str:
+        """The matching rows grouped, a JSON list of groups in their keys' order."""
+        size = self._page_size(part.first, "first")
+        t = self.alias()
+        keys = {column: self._group_key(column, unit, t) for column, unit in part.group_by}
+        conditions = " AND ".join(self._base_conditions(c, t, parent)) or "true"
+        group = self.json_object(self._aggregate_pairs(part.parts, t, keys))
+        names = [f"_k{i}" for i in range(len(keys))]
+        columns = "".join(f", {k} AS {n}" for k, n in zip(keys.values(), names, strict=True))
+        g = self.alias()
+        return (
+            f"(SELECT coalesce(json_agg({g}._group ORDER BY "
+            f"{', '.join(f'{g}.{n}' for n in names)}), '[]'::json) "
+            f"FROM (SELECT {group} AS _group{columns} FROM {c.model.read_from} {t} "
+            f"WHERE {conditions} GROUP BY {', '.join(keys.values())} "
+            f"ORDER BY {', '.join(keys.values())} LIMIT {size}) {g})"
+        )
+
+    def _group_key(self, column: ColumnInfo, unit: str | None, t: str) -> str:
+        value = self.value(column, t)
+        if unit is None:
+            return value
+        if column.scalar == "Date":
+            return f"date_trunc({_literal(unit)}, {value})::date"
+        if column.sql_type == "timestamptz":  # days begin at midnight UTC, whatever TimeZone
+            return f"date_trunc({_literal(unit)}, {value}, 'UTC')"
+        return f"date_trunc({_literal(unit)}, {value})"
 
     def _count_only(self, c: Connection, parent: str | None) -> list[tuple[str, str]]:
         pairs = []
@@ -475,6 +515,8 @@ class Emitter:
                 pairs.append((part.key, self._total_count(c, parent)))
             elif isinstance(part, Aggregates):
                 pairs.append((part.key, self._aggregates(c, parent, part)))
+            elif isinstance(part, GroupedAggregates):
+                pairs.append((part.key, self._groups(c, parent, part)))
             elif isinstance(part, Typename):
                 pairs.append((part.key, _literal(part.name)))
         return pairs

@@ -47,6 +47,18 @@ def post_id(i: int) -> str:
     return f"10000000-0000-0000-0000-{i:012d}"
 
 
+async def add_drafts(url: DatabaseURL, author: str, *titles: str) -> None:
+    """Unpublished posts: only their author can read them (RLS), unlike the seed's."""
+    connection = await asyncpg.connect(**url.asyncpg_kwargs())
+    try:
+        await connection.executemany(
+            "INSERT INTO posts (title, content, published, author_id) VALUES ($1, '', false, $2)",
+            [(title, author) for title in titles],
+        )
+    finally:
+        await connection.close()
+
+
 @pytest.fixture
 async def seeded(database: DatabaseURL) -> DatabaseURL:
     connection = await asyncpg.connect(**database.asyncpg_kwargs())

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from service.db.url import DatabaseURL
 from service.graphql.catalog import AGGREGATE_FUNCTIONS, Catalog
-from tests.graphql.conftest import ALICE, BOB, gql, post_id
+from tests.graphql.conftest import ALICE, BOB, add_drafts, gql, post_id
 from tests.graphql.reference import (
     KINDS,
     filter_graphql,
@@ -116,14 +116,7 @@ async def test_aggregates_alone_with_aliases_typenames_and_skip(api):
 
 
 async def test_only_rows_the_caller_may_see_are_aggregated(api, seeded):
-    connection = await asyncpg.connect(**seeded.asyncpg_kwargs())
-    try:  # Bob's two drafts: visible to Bob alone
-        await connection.execute(
-            "INSERT INTO posts (title, content, published, author_id) VALUES "
-            f"('ZZ draft', '', false, '{BOB}'), ('AA draft', '', false, '{BOB}')"
-        )
-    finally:
-        await connection.close()
+    await add_drafts(seeded, BOB, "ZZ draft", "AA draft")
     query = "{ posts { aggregates { count min { title } max { title } } } }"
     for caller, count, first, last in (
         (None, 25, "Post 01", "Post 25"),

@@ -21,14 +21,13 @@ import asyncpg
 import httpx
 import orjson
 import pytest
-from graphql import GraphQLSchema, build_client_schema, get_introspection_query
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import from_schema
 
 from service.db.url import DatabaseURL
 from tests.graphql.conftest import gql
-from tests.graphql.test_fuzz import FUZZ, SCALARS, send_as_alice
+from tests.graphql.test_fuzz import FUZZ, SCALARS, send_as_alice, served_schema
 from tests.graphql.test_new_model import serving_model
 from tests.graphql.test_subscriptions import socket_to
 
@@ -147,6 +146,14 @@ async def test_enum_and_json_columns_through_the_whole_api(tickets: httpx.AsyncC
     assert found["some"]["nodes"] == [{"title": "Coffee"}, {"title": "Printer"}]
     assert found["whole"]["nodes"] == [{"title": "Coffee"}, {"title": "Login"}]
     assert found["one"]["nodes"] == [{"title": "Coffee"}, {"title": "Printer"}]
+
+    # grouped by the enum: keys as the enum's values, groups in the enum's order
+    groups = await _create(
+        http, "{ tickets { groupedAggregates(groupBy: STATUS) { keys { status } count } } }"
+    )
+    assert groups["tickets"]["groupedAggregates"] == [
+        {"keys": {"status": status}, "count": 1} for status in ("OPEN", "IN_PROGRESS", "CLOSED")
+    ]
 
     # filters on the JSON: containment (literal with a variable inside, or a variable), null
     found = await _create(
@@ -305,9 +312,6 @@ async def test_a_unique_column_gets_a_root_lookup(tickets: httpx.AsyncClient) ->
     assert count["data"]["tickets"]["totalCount"] == 1
 
 
-_SERVED_SCHEMAS: dict[str, GraphQLSchema] = {}  # by the served process's URL
-
-
 @settings(FUZZ, max_examples=100)
 @given(data=st.data())
 async def test_any_operation_on_enum_and_json_columns_gets_data_or_client_errors(
@@ -315,11 +319,7 @@ async def test_any_operation_on_enum_and_json_columns_gets_data_or_client_errors
 ) -> None:
     # test_fuzz.py's property, on the schema this model adds to (JSON values of any shape,
     # enum values in lists and variables, filters and orders on both)
-    key = str(tickets.base_url)
-    if key not in _SERVED_SCHEMAS:
-        introspection = await gql(tickets, get_introspection_query())
-        _SERVED_SCHEMAS[key] = build_client_schema(introspection["data"])
-    schema = _SERVED_SCHEMAS[key]
+    schema = await served_schema(tickets)
     operation = data.draw(from_schema(schema, custom_scalars=SCALARS))
     body = await send_as_alice(tickets, operation)
     if "errors" not in body:

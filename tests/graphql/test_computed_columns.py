@@ -14,16 +14,14 @@ from typing import Any
 
 import httpx
 import pytest
-from graphql import GraphQLSchema, build_client_schema, get_introspection_query
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import from_schema
 
 from service.db.url import DatabaseURL
-from tests.graphql.conftest import ALICE, BOB, gql, post_id
-from tests.graphql.test_fuzz import FUZZ, SCALARS, send_as_alice
+from tests.graphql.conftest import ALICE, BOB, add_drafts, gql, post_id
+from tests.graphql.test_fuzz import FUZZ, SCALARS, send_as_alice, served_schema
 from tests.graphql.test_new_model import serving_model
-from tests.support import execute_sql
 
 NOTE_MODULE = '''
 """Note: `public.notes`, a private jotting on a post."""
@@ -182,11 +180,7 @@ async def test_a_computed_column_reads_other_tables_as_the_caller(notes, seeded)
     http = notes
     await _write_notes(http)
     # Alice's draft: only she can read it, so only her count of her posts includes it.
-    await execute_sql(
-        seeded,
-        "INSERT INTO posts (title, content, published, author_id) "
-        f"VALUES ('Draft', '', false, '{ALICE}')",
-    )
+    await add_drafts(seeded, ALICE, "Draft")
     query = '{ notes(filter: {title: {eq: "One"}}) { nodes { authorPosts } } }'
     as_alice = await gql(http, query, as_user=ALICE)
     as_bob = await gql(http, query, as_user=BOB)
@@ -195,21 +189,16 @@ async def test_a_computed_column_reads_other_tables_as_the_caller(notes, seeded)
     assert as_bob["data"]["notes"]["nodes"] == [{"authorPosts": 12}]
 
 
-_SERVED_SCHEMAS: dict[str, GraphQLSchema] = {}
-
-
 @settings(FUZZ, max_examples=200)
 @given(data=st.data())
 async def test_any_operation_with_computed_columns_gets_data_or_client_errors(
     notes: httpx.AsyncClient, data: st.DataObject
 ) -> None:
     # test_fuzz.py's property on this schema: computed columns in every place a column goes
-    key = str(notes.base_url)
-    if key not in _SERVED_SCHEMAS:
-        introspection = await gql(notes, get_introspection_query())
-        _SERVED_SCHEMAS[key] = build_client_schema(introspection["data"])
     fields = ["notes", "note", "post", "createNote", "updateNote", "updateNotes"]
-    operation = data.draw(from_schema(_SERVED_SCHEMAS[key], fields=fields, custom_scalars=SCALARS))
+    operation = data.draw(
+        from_schema(await served_schema(notes), fields=fields, custom_scalars=SCALARS)
+    )
     body: dict[str, Any] = await send_as_alice(notes, operation)
     if "errors" not in body:
         assert isinstance(body["data"], dict), (operation, body)

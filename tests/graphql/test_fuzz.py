@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from graphql import build_schema
+from graphql import GraphQLSchema, build_client_schema, build_schema, get_introspection_query
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import Mode, from_schema, nodes
@@ -43,6 +43,19 @@ SCALARS = {
 
 def operations(mode: Mode = Mode.POSITIVE) -> st.SearchStrategy[str]:
     return from_schema(build_schema(SDL), custom_scalars=SCALARS, mode=mode)
+
+
+_SERVED_SCHEMAS: dict[str, GraphQLSchema] = {}  # by the served process's URL
+
+
+async def served_schema(http: httpx.AsyncClient) -> GraphQLSchema:
+    """The schema a service started with more models answers introspection with (for this
+    property on it), asked once per process."""
+    key = str(http.base_url)
+    if key not in _SERVED_SCHEMAS:
+        response = await http.post("/graphql", json={"query": get_introspection_query()})
+        _SERVED_SCHEMAS[key] = build_client_schema(response.json()["data"])
+    return _SERVED_SCHEMAS[key]
 
 
 async def send_as_alice(api: httpx.AsyncClient, operation: str) -> dict[str, Any]:

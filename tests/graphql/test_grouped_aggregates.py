@@ -1,0 +1,116 @@
+"""`groupedAggregates` on every connection: the matching rows grouped by columns (dates and
+times also truncated), with count, min, max, sum and avg per group; nested per parent row;
+under RLS. Expected values come from SQL written here, run on the database directly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from service.db.url import DatabaseURL
+from tests.graphql.conftest import ALICE, BOB, add_drafts, gql, post_id
+
+
+async def rows(url: DatabaseURL, query: str, *args: Any) -> list[asyncpg.Record]:
+    connection = await asyncpg.connect(**url.asyncpg_kwargs())
+    try:
+        return await connection.fetch(query, *args)
+    finally:
+        await connection.close()
+
+
+def iso(moment: Any) -> str:
+    return str(moment.isoformat())
+
+
+async def test_rows_grouped_by_a_column_in_the_keys_order(api, seeded):
+    body = await gql(
+        api,
+        """{ comments { groupedAggregates(groupBy: [AUTHOR_ID]) {
+               keys { authorId postId } count min { createdAt } max { body } } } }""",
+    )
+    assert "errors" not in body, body
+    expected = await rows(
+        seeded,
+        "SELECT author_id::text, count(*), min(created_at) AS at, max(body) AS body "
+        "FROM comments GROUP BY author_id ORDER BY author_id",
+    )
+    assert body["data"]["comments"]["groupedAggregates"] == [
+        {
+            "keys": {"authorId": r["author_id"], "postId": None},  # not grouped by: null
+            "count": r["count"],
+            "min": {"createdAt": iso(r["at"])},
+            "max": {"body": r["body"]},
+        }
+        for r in expected
+    ]
+    assert [r["author_id"] for r in expected] == [ALICE, BOB]
+
+
+async def test_times_truncated_to_days_and_the_first_groups(api, seeded):
+    query = """query($first: Int, $bob: UUID!) { comments(filter: {authorId: {eq: $bob}}) {
+                 groupedAggregates(groupBy: CREATED_AT_TRUNCATED_TO_DAY, first: $first) {
+                   keys { createdAt } count } } }"""
+    expected = await rows(
+        seeded,
+        "SELECT date_trunc('day', created_at, 'UTC') AS day, count(*) FROM comments "
+        "WHERE author_id = $1 GROUP BY 1 ORDER BY 1",
+        BOB,
+    )
+    groups = [{"keys": {"createdAt": iso(r["day"])}, "count": r["count"]} for r in expected]
+    assert len(groups) == 25  # a day each post, its two comments by Bob
+    default = await gql(api, query, {"bob": BOB})
+    assert default["data"]["comments"]["groupedAggregates"] == groups[:20]  # a page's default
+    every = await gql(api, query, {"first": 100, "bob": BOB})
+    assert every["data"]["comments"]["groupedAggregates"] == groups
+    assert every["data"]["comments"]["groupedAggregates"][0]["keys"]["createdAt"].endswith(
+        "T00:00:00+00:00"
+    )
+
+
+async def test_groups_per_parent_row_by_two_keys_from_a_variable(api, seeded):
+    body = await gql(
+        api,
+        """query($by: [CommentGroupBy!]!, $id: UUID!) { post(id: $id) {
+             comments { groupedAggregates(groupBy: $by) {
+               __typename keys { postId authorId } count } } } }""",
+        {"by": ["POST_ID", "AUTHOR_ID"], "id": post_id(3)},
+    )
+    assert "errors" not in body, body
+    assert body["data"]["post"]["comments"]["groupedAggregates"] == [
+        {
+            "__typename": "CommentGroup",
+            "keys": {"postId": post_id(3), "authorId": ALICE},
+            "count": 1,
+        },
+        {"__typename": "CommentGroup", "keys": {"postId": post_id(3), "authorId": BOB}, "count": 2},
+    ]
+
+
+async def test_only_rows_the_caller_may_see_are_grouped(api, seeded):
+    await add_drafts(seeded, BOB, "Draft 1", "Draft 2")
+    query = "{ posts { groupedAggregates(groupBy: PUBLISHED) { keys { published } count } } }"
+    anonymous = await gql(api, query)
+    assert anonymous["data"]["posts"]["groupedAggregates"] == [
+        {"keys": {"published": True}, "count": 25}
+    ]
+    bobs = await gql(api, query, as_user=BOB)
+    assert bobs["data"]["posts"]["groupedAggregates"] == [
+        {"keys": {"published": False}, "count": 2},
+        {"keys": {"published": True}, "count": 25},
+    ]
+
+
+async def test_wrong_groupings_are_bad_user_input(api):
+    for grouping, field in (
+        ("groupBy: [CREATED_AT, CREATED_AT_TRUNCATED_TO_DAY]", "groupBy"),
+        ("groupBy: []", "groupBy"),
+        ("groupBy: TITLE, first: 101", "first"),
+        ("groupBy: TITLE, first: -1", "first"),
+    ):
+        body = await gql(api, f"{{ posts {{ groupedAggregates({grouping}) {{ count }} }} }}")
+        assert body.get("data") is None, (grouping, body)
+        assert body["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": field}
+    unknown = await gql(api, "{ posts { groupedAggregates(groupBy: CONTENTS) { count } } }")
+    assert unknown["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
