@@ -383,7 +383,9 @@ class GroupedAggregates:
 
     key: str
     group_by: list[tuple[ColumnInfo, str | None]]  # a column, truncated to a unit or not
-    first: int  # groups at most, in the keys' order
+    # groups sorted by aggregates first: (function, its column or None for count, descending)
+    order: list[tuple[str, ColumnInfo | None, bool]]
+    first: int  # groups at most, in that order and then the keys'
     parts: list[Any]  # AggregateCount | AggregateValues | GroupKeys | Typename
 
 
@@ -674,10 +676,19 @@ class Planner:
             group_by.append((column, unit))
         if not group_by:
             raise BadUserInput("`groupBy`: name at least one value", field="groupBy")
+        order: list[tuple[str, ColumnInfo | None, bool]] = []
+        entries = ctx.structural(args, "orderBy", f"[{model.type_name}AggregatesOrderBy!]")
+        for entry in _plain(entries) or []:
+            function, operand = _only_entry(entry)
+            if function == "count":
+                order.append((function, None, _descending(operand)))
+            else:
+                field_name, direction = _only_entry(operand)
+                order.append((function, model.columns[field_name], _descending(direction)))
         first = ctx.known_ref(args, "first")
         size = self.default_page_size if first is None else first.value
         parts = self._aggregate_parts(ctx, model, nodes, grouped=True)
-        return GroupedAggregates(key, group_by, size, parts)
+        return GroupedAggregates(key, group_by, order, size, parts)
 
     def _aggregate_parts(
         self, ctx: _Context, model: ModelInfo, nodes: list[FieldNode], *, grouped: bool = False

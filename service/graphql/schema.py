@@ -376,7 +376,8 @@ def _define_aggregates_order(b: _Builder, model: ModelInfo) -> None:
         fields,
         kind="input",
         one_of=True,
-        description=f"One aggregate over related {name} rows to sort by.",
+        description=f"One aggregate over {name} rows to sort by: over a row's related "
+        f"{name} rows, or over a group's.",
     )
 
 
@@ -459,12 +460,13 @@ def _define_model_types(b: _Builder, catalog: Catalog, model: ModelInfo) -> None
                 f"list[{name}Group]",
                 args={
                     "groupBy": (f"list[{name}GroupBy]", UNSET),
+                    "orderBy": (f"list[{name}AggregatesOrderBy] | None", UNSET),
                     "first": ("int | None", UNSET),
                 },
                 description="All matching rows (not only this page) grouped by the values "
-                "of `groupBy`, with aggregates per group; the groups in the order of their "
-                "keys (nulls last), the first `first` of them (default and most: as for a "
-                "page).",
+                "of `groupBy`, with aggregates per group; the groups sorted by `orderBy`'s "
+                "aggregates, then by their keys (nulls last), the first `first` of them "
+                "(default and most: as for a page).",
             ),
         ],
         description=f"A page of {name} rows.",

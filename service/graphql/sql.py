@@ -487,15 +487,24 @@ class Emitter:
         keys = {column: self._group_key(column, unit, t) for column, unit in part.group_by}
         conditions = " AND ".join(self._base_conditions(c, t, parent)) or "true"
         group = self.json_object(self._aggregate_pairs(part.parts, t, keys))
-        names = [f"_k{i}" for i in range(len(keys))]
-        columns = "".join(f", {k} AS {n}" for k, n in zip(keys.values(), names, strict=True))
+        # the sort values: the aggregates orderBy names, then the keys (nulls last)
+        values = [
+            (
+                "count(*)" if column is None else _aggregate(function, self.value(column, t)),
+                "DESC" if descending else "ASC",
+            )
+            for function, column, descending in part.order
+        ]
+        values += [(key, "ASC") for key in keys.values()]
         g = self.alias()
+        columns = "".join(f", {v} AS _o{i}" for i, (v, _) in enumerate(values))
+        inner = ", ".join(f"_o{i} {d}" for i, (_, d) in enumerate(values))
+        outer = ", ".join(f"{g}._o{i} {d}" for i, (_, d) in enumerate(values))
         return (
-            f"(SELECT coalesce(json_agg({g}._group ORDER BY "
-            f"{', '.join(f'{g}.{n}' for n in names)}), '[]'::json) "
+            f"(SELECT coalesce(json_agg({g}._group ORDER BY {outer}), '[]'::json) "
             f"FROM (SELECT {group} AS _group{columns} FROM {c.model.read_from} {t} "
             f"WHERE {conditions} GROUP BY {', '.join(keys.values())} "
-            f"ORDER BY {', '.join(keys.values())} LIMIT {size}) {g})"
+            f"ORDER BY {inner} LIMIT {size}) {g})"
         )
 
     def _group_key(self, column: ColumnInfo, unit: str | None, t: str) -> str:

@@ -114,3 +114,33 @@ async def test_wrong_groupings_are_bad_user_input(api):
         assert body["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": field}
     unknown = await gql(api, "{ posts { groupedAggregates(groupBy: CONTENTS) { count } } }")
     assert unknown["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_groups_sorted_by_their_aggregates_then_keys(api, seeded):
+    # two more comments on post 5: the most commented post
+    await rows(
+        seeded,
+        "INSERT INTO comments (body, post_id, author_id) SELECT 'more', $1, $2 "
+        "FROM generate_series(1, 2)",
+        post_id(5),
+        ALICE,
+    )
+    body = await gql(
+        api,
+        """{ most: comments { groupedAggregates(groupBy: POST_ID, first: 3,
+               orderBy: [{count: DESC}]) { keys { postId } count } }
+             latest: comments { groupedAggregates(groupBy: POST_ID, first: 2,
+               orderBy: {max: {createdAt: DESC}}) { keys { postId } } } }""",
+    )
+    assert "errors" not in body, body
+    expected = await rows(
+        seeded,
+        "SELECT post_id::text, count(*) FROM comments GROUP BY post_id "
+        "ORDER BY count(*) DESC, post_id LIMIT 3",
+    )
+    assert body["data"]["most"]["groupedAggregates"] == [
+        {"keys": {"postId": r["post_id"]}, "count": r["count"]} for r in expected
+    ]
+    assert expected[0]["post_id"] == post_id(5) and expected[0]["count"] == 5
+    latest = [g["keys"]["postId"] for g in body["data"]["latest"]["groupedAggregates"]]
+    assert latest == [post_id(5), post_id(25)]  # post 5's new comments are the newest
