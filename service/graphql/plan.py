@@ -300,7 +300,15 @@ class RelatedRows:
 
     relation: RelationInfo
     quantifier: str  # "some" | "every" | "none"
-    condition: Any  # Compare | BoolOp | RelatedRows | None (any row)
+    condition: Any  # Compare | BoolOp | RelatedRows | RelatedCount | None (any row)
+
+
+@dataclass
+class RelatedCount:
+    """How many of a row's one-to-many related rows the caller can see, compared."""
+
+    relation: RelationInfo
+    compares: list[Compare]  # on COUNT
 
 
 @dataclass
@@ -395,7 +403,7 @@ class Connection:
     model: ModelInfo
     relation: RelationInfo | None  # to the parent row, for nested connections
     page: Page
-    condition: Any  # Compare | BoolOp | RelatedRows | None
+    condition: Any  # Compare | BoolOp | RelatedRows | RelatedCount | None
     order: list[OrderKey]
     # Nodes | Edges | PageInfoField | TotalCount | Aggregates | GroupedAggregates | Typename
     parts: list[Any]
@@ -778,15 +786,15 @@ class Planner:
                 quantified = operand.items() if relation.to_many else [("some", operand)]
                 for quantifier, inner in quantified:
                     inner = _plain(inner)
-                    if inner is not None:
+                    if inner is None:
+                        continue
+                    if quantifier == "count":
+                        items.append(RelatedCount(relation, _compares(COUNT, inner)))
+                    else:
                         condition = self._condition(target, inner, hops + 1)
                         items.append(RelatedRows(relation, quantifier, condition))
             else:
-                column = model.columns[name]
-                for operator, ref in operand.items():
-                    if isinstance(ref, Const) and ref.value is None:
-                        continue  # an operator given as null places no condition
-                    items.append(Compare(column, operator, ref))
+                items += _compares(model.columns[name], operand)
         if len(items) == 1:
             return items[0]
         return BoolOp("and", items)
@@ -982,6 +990,15 @@ class _ListRef:
 def _field_type(fields: Mapping[str, Any], name: str) -> Any:
     found = fields.get(name)
     return None if found is None else found.type
+
+
+def _compares(column: ColumnInfo, operators: dict[str, Any]) -> list[Compare]:
+    """A column's filter: each operator given (one given as null places no condition)."""
+    return [
+        Compare(column, operator, ref)
+        for operator, ref in operators.items()
+        if not (isinstance(ref, Const) and ref.value is None)
+    ]
 
 
 def _columns(ctx: _Context, model: ModelInfo, nodes: list[FieldNode], type_name: str) -> list[Any]:

@@ -506,6 +506,14 @@ def _define_model_types(b: _Builder, catalog: Catalog, model: ModelInfo) -> None
                 ("every", f"Every related {name} matches (true when there is none)."),
                 ("none", f"No related {name} matches."),
             )
+        ]
+        + [
+            b.field(
+                "count",
+                "IntFilter | None",
+                default=UNSET,
+                description=f"How many related {name} rows the caller can see.",
+            )
         ],
         kind="input",
         description=f"Conditions on a list of related {name} rows, those the caller can see.",

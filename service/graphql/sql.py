@@ -48,6 +48,7 @@ from service.graphql.plan import (
     OrderKey,
     PageInfoField,
     Ref,
+    RelatedCount,
     RelatedRows,
     ToOne,
     TotalCount,
@@ -647,6 +648,11 @@ class Emitter:
     def condition(self, cond: Any, a: str) -> str:
         if isinstance(cond, RelatedRows):
             return self._related_rows(cond, a)
+        if isinstance(cond, RelatedCount):
+            r = self.alias()
+            read_from = self.catalog[cond.relation.target].read_from
+            count = f"(SELECT count(*) FROM {read_from} {r} WHERE {_join(cond.relation, r, a)})"
+            return " AND ".join(self._compare(c, count) for c in cond.compares) or "true"
         if isinstance(cond, BoolOp):
             parts = [self.condition(item, a) for item in cond.items]
             if cond.op == "not":
@@ -655,7 +661,10 @@ class Emitter:
                 return "true" if cond.op == "and" else "false"
             return "(" + f" {cond.op.upper()} ".join(parts) + ")"
         assert isinstance(cond, Compare)
-        column = self.value(cond.column, a)
+        return self._compare(cond, self.value(cond.column, a))
+
+    def _compare(self, cond: Compare, column: str) -> str:
+        """A comparison of the value `column` (SQL) with the filter's operand."""
         op = cond.operator
         if op == "isNull":
             return f"{column} IS NULL" if cond.value(()) else f"{column} IS NOT NULL"  # type: ignore[arg-type]

@@ -132,6 +132,42 @@ class Through:
         return ~found if self.quantifier == "none" else found
 
 
+@dataclass(frozen=True)
+class Counted:
+    """How many one-to-many rows a row has, compared. As SQL: a count(*) sub-select."""
+
+    field: str  # the relation's field
+    target: Any  # the related model
+    link: tuple[str, str]  # (column of this table, column of the related table)
+    op: str  # eq, gte or lt
+    api_value: int
+    variable_type = "Int"
+
+    def __repr__(self) -> str:
+        return f"{self.field} count {self.op} {self.api_value}"
+
+    def graphql(self) -> dict[str, Any]:
+        return {self.field: {"count": {self.op: self.api_value}}}
+
+    def render(self, value: str) -> str:
+        return f"{{{self.field}: {{count: {{{self.op}: {value}}}}}}}"
+
+    def sql(self, rel: Any) -> Any:
+        related = relation(self.target).alias()
+        count = (
+            sa.select(sa.func.count())
+            .where(related.c[self.link[1]] == rel.c[self.link[0]])
+            .scalar_subquery()
+        )
+        return {"eq": count == self.api_value, "gte": count >= self.api_value}.get(
+            self.op, count < self.api_value
+        )
+
+
+# One condition of a filter: on a column, through relations, or a count of related rows.
+Condition = Atom | Through | Counted
+
+
 def _at(moment: datetime) -> tuple[str, datetime]:
     return moment.isoformat(), moment
 
@@ -227,11 +263,11 @@ COMMENT = Kind(
 KINDS = {k.type_name: k for k in (POST, USER, COMMENT)}
 
 # Conditions through relations, per model: on the many-to-one row, or some / every / none of
-# the one-to-many rows (two relations deep for users).
+# the one-to-many rows (two relations deep for users), or how many there are.
 _COMMENTED_BEFORE_MARCH_12 = Atom(
     "createdAt", "created_at", "lt", *_at(datetime(2026, 3, 12, tzinfo=UTC)), "DateTime"
 )
-THROUGH: dict[str, tuple[Through, ...]] = {
+THROUGH: dict[str, tuple[Through | Counted, ...]] = {
     "Post": (
         Through(
             "author",
@@ -251,6 +287,7 @@ THROUGH: dict[str, tuple[Through, ...]] = {
             ("id", "post_id"),
             Atom("body", "body", "like", "Comment 3 on post 1_", "Comment 3 on post 1_", "String"),
         ),
+        Counted("comments", Comment, ("id", "post_id"), "gte", 3),
     ),
     "Comment": (
         Through(
@@ -289,6 +326,7 @@ THROUGH: dict[str, tuple[Through, ...]] = {
             ("id", "author_id"),
             Atom("body", "body", "like", "Comment 2%", "Comment 2%", "String"),
         ),
+        Counted("posts", Post, ("id", "author_id"), "lt", 13),
     ),
 }
 
@@ -309,7 +347,7 @@ def filters(kind: Kind) -> st.SearchStrategy[Any]:
 def filter_graphql(f: Any) -> dict[str, Any] | None:
     if f is None:
         return None
-    if isinstance(f, Atom | Through):
+    if isinstance(f, Condition):
         return f.graphql()
     if f[0] == "not":
         return {"not": f[1].graphql()}
@@ -319,7 +357,7 @@ def filter_graphql(f: Any) -> dict[str, Any] | None:
 def filter_sql(f: Any, rel: sa.TableClause) -> Any:
     if f is None:
         return sa.true()
-    if isinstance(f, Atom | Through):
+    if isinstance(f, Condition):
         return f.sql(rel)
     if f[0] == "not":
         return sa.not_(f[1].sql(rel))

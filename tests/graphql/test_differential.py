@@ -33,10 +33,9 @@ from tests.graphql.reference import (
     KINDS,
     RELATED_ORDER,
     USER_IDS,
-    Atom,
+    Condition,
     Kind,
     OrderField,
-    Through,
     comment_id,
     filter_graphql,
     filter_sql,
@@ -350,11 +349,11 @@ class Renderer:
         return f"({', '.join(args)})" if args else ""
 
     def filter_literal(self, f: Any, inner: bool) -> str:
-        def atom(a: Atom | Through) -> str:
+        def atom(a: Condition) -> str:
             value = self.variable(a.variable_type, a.api_value) if inner else literal(a.api_value)
             return a.render(value)
 
-        if isinstance(f, Atom | Through):
+        if isinstance(f, Condition):
             return atom(f)
         if f[0] == "not":
             return f"{{not: {atom(f[1])}}}"

@@ -1,5 +1,5 @@
 """Filters through relations: a row's many-to-one row matches, or some, every or none of its
-one-to-many rows match, counting only the rows the caller can see.
+one-to-many rows match, or how many there are, counting only the rows the caller can see.
 
 Seed (conftest.py): 25 published posts, Bob's odd, Alice's even; three comments on each post,
 'Comment c on post p', the first and third by Bob, the second by Alice, post p's at
@@ -8,7 +8,8 @@ Seed (conftest.py): 25 published posts, Bob's odd, Alice's even; three comments 
 
 from __future__ import annotations
 
-from tests.graphql.conftest import ALICE, BOB, gql, post_id
+from tests.graphql.conftest import ALICE, BOB, add_drafts, gql, post_id
+from tests.support import execute_sql
 
 POST_IDS = "query($f: PostFilter) { posts(first: 100, filter: $f) { nodes { id } } }"
 
@@ -110,6 +111,39 @@ async def test_related_rows_the_caller_cannot_see_do_not_count(api):
     for caller in (BOB, None):
         others = await gql(api, query, as_user=caller)
         assert others["data"]["users"]["nodes"] == []
+
+
+async def test_how_many_related_rows_there_are(api, seeded):
+    await execute_sql(
+        seeded,
+        "INSERT INTO comments (body, post_id, author_id) "
+        f"SELECT 'more', '{post_id(4)}', '{BOB}' FROM generate_series(1, 2)",
+    )
+    await execute_sql(seeded, f"DELETE FROM comments WHERE post_id = '{post_id(9)}'")
+    assert await _post_ids(api, {"comments": {"count": {"gt": 3}}}) == _posts(4)
+    assert await _post_ids(api, {"comments": {"count": {"eq": 0}}}) == _posts(9)
+    between = {"comments": {"count": {"gte": 1, "lte": 3}}, "title": {"lt": "Post 04"}}
+    assert await _post_ids(api, between) == _posts(1, 2, 3)
+    # with the other quantifiers, and through a relation's relation
+    both = {"comments": {"count": {"in": [5]}, "some": {"body": {"eq": "more"}}}}
+    assert await _post_ids(api, both) == _posts(4)
+    body = await gql(
+        api,
+        """{ comments(first: 100, filter: {post: {comments: {count: {gte: 5}}}}) {
+               totalCount } }""",
+    )
+    assert body["data"]["comments"]["totalCount"] == 5
+
+
+async def test_a_count_of_related_rows_counts_those_the_caller_can_see(api, seeded):
+    await add_drafts(seeded, ALICE, "Draft")
+    # Alice wrote 12 of the 25 published posts; her draft is hers alone to count
+    query = "{ users(filter: {posts: {count: {gte: 13}}}) { nodes { id } } }"
+    mine = await gql(api, query, as_user=ALICE)
+    assert [n["id"] for n in mine["data"]["users"]["nodes"]] == [ALICE, BOB]
+    for caller in (BOB, None):
+        others = await gql(api, query, as_user=caller)
+        assert [n["id"] for n in others["data"]["users"]["nodes"]] == [BOB], caller
 
 
 async def test_a_quantifier_that_does_not_exist_is_bad_user_input(api):
