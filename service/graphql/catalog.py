@@ -260,9 +260,20 @@ class Catalog:
             SQLModel._sa_registry.mappers,  # type: ignore[attr-defined]
             key=lambda m: m.class_.__name__,
         )
-        infos = [_model_info(m) for m in mappers if m.local_table is not None]
+        # A link model keyed by its two foreign keys (as in SQLModel's own many-to-many
+        # example) is its relations only: the API's types need a one-column key.
+        links = {
+            rel.secondary for m in mappers for rel in m.relationships if rel.secondary is not None
+        }
+        served = [
+            m
+            for m in mappers
+            if isinstance(m.local_table, Table)
+            and not (m.local_table in links and len(m.local_table.primary_key) > 1)
+        ]
+        infos = [_model_info(m) for m in served]
         by_class = {info.model: info for info in infos}
-        for mapper, info in zip(mappers, infos, strict=True):
+        for mapper, info in zip(served, infos, strict=True):
             info.relations = _relations(mapper, by_class)
         return cls(infos)
 
@@ -279,7 +290,10 @@ def _model_info(mapper: Mapper[Any]) -> ModelInfo:
         columns[info.field] = info
     pks = [c for c in columns.values() if c.primary_key]
     if len(pks) != 1:
-        raise TypeError(f"{model.__name__}: the API needs exactly one primary key column")
+        raise TypeError(
+            f"{model.__name__}: the API needs exactly one primary key column (only a link "
+            "model of a many-to-many relation may have a composite one)"
+        )
     name = model.__name__
     module = sys.modules[model.__module__]
     unique_names = {c.name for c in table.columns if c.unique}

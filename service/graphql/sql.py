@@ -482,7 +482,8 @@ class Emitter:
         return pairs
 
     def _groups(self, c: Connection, parent: str | None, part: GroupedAggregates) -> str:
-        """The matching rows grouped, a JSON list of groups in their keys' order."""
+        """The matching rows grouped: a JSON list of the first groups in `orderBy`'s order,
+        then the keys'."""
         size = self._page_size(part.first, "first")
         t = self.alias()
         keys = {column: self._group_key(column, unit, t) for column, unit in part.group_by}

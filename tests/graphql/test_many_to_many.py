@@ -18,6 +18,7 @@ import pytest
 from service.db.url import DatabaseURL
 from tests.graphql.conftest import ALICE, gql, post_id
 from tests.graphql.test_new_model import serving_model
+from tests.support import execute_sql
 
 LABEL_MODULE = '''
 """Label: `public.labels`, linked to posts through `public.post_labels`."""
@@ -155,3 +156,65 @@ async def test_a_many_to_many_relation_is_a_connection_on_both_sides(
     anonymous = await _run(http, query, {"l": news})
     assert as_alice["label"]["posts"]["totalCount"] == 4
     assert anonymous["label"]["posts"]["totalCount"] == 3
+
+
+TOPIC_MODULE = '''
+"""Topic: `public.topics`, linked to posts as SQLModel's own example links heroes and teams:
+through `public.post_topics`, keyed by its two foreign keys."""
+
+import uuid
+
+from sqlmodel import Field, Relationship, SQLModel
+
+from service.models.columns import uuid_primary_key
+from service.models.post import Post
+
+
+class PostTopic(SQLModel, table=True):
+    __tablename__ = "post_topics"
+
+    post_id: uuid.UUID = Field(foreign_key="posts.id", ondelete="CASCADE", primary_key=True)
+    topic_id: uuid.UUID = Field(foreign_key="topics.id", ondelete="CASCADE", primary_key=True)
+
+
+class Topic(SQLModel, table=True):
+    __tablename__ = "topics"
+
+    id: uuid.UUID = uuid_primary_key()
+    name: str = Field(max_length=50)
+    posts: list[Post] = Relationship(
+        link_model=PostTopic, sa_relationship_kwargs={"backref": "topics"}
+    )
+
+
+class TopicCreate(SQLModel):
+    name: str = Field(max_length=50)
+'''
+
+
+async def test_a_link_model_keyed_by_both_foreign_keys_is_its_relations(seeded, tmp_path):
+    async with serving_model(
+        seeded, tmp_path, "topic_model", TOPIC_MODULE, "topics, post_topics"
+    ) as (http, _):
+        made = await _run(http, 'mutation { createTopic(input: {name: "python"}) { id } }')
+        topic = made["createTopic"]["id"]
+        # the links are written by other means than the API (its types need a one-column key)
+        await execute_sql(
+            seeded,
+            "INSERT INTO post_topics (post_id, topic_id) VALUES "
+            f"('{post_id(1)}', '{topic}'), ('{post_id(2)}', '{topic}')",
+        )
+        data = await _run(
+            http,
+            """query($p: UUID!) {
+              post(id: $p) { topics { nodes { name } } }
+              topics { nodes { posts(orderBy: {title: ASC}) { totalCount nodes { title } } } }
+              types: __schema { types { name } }
+            }""",
+            {"p": post_id(2)},
+        )
+        assert data["post"]["topics"]["nodes"] == [{"name": "python"}]
+        assert data["topics"]["nodes"] == [
+            {"posts": {"totalCount": 2, "nodes": [{"title": "Post 01"}, {"title": "Post 02"}]}}
+        ]
+        assert "PostTopic" not in {t["name"] for t in data["types"]["types"]}
