@@ -38,18 +38,24 @@ _SCALARS: dict[type, str] = {
 
 
 # Aggregate functions a connection offers over all its matching rows: the column scalars each
-# takes, and the scalar of its result (None: the column's own).
+# takes (ENUMS: every enum column), and the scalar of its result (None: the column's own).
+ENUMS = "enum"
 AGGREGATE_FUNCTIONS: dict[str, tuple[frozenset[str], str | None]] = {
     "min": (frozenset({"String", "Int", "Float", "DateTime", "Date"}), None),
     "max": (frozenset({"String", "Int", "Float", "DateTime", "Date"}), None),
     "sum": (frozenset({"Int", "Float"}), "Float"),  # Float: a sum of Ints outgrows 32 bits
     "avg": (frozenset({"Int", "Float"}), "Float"),
+    # how many different values (nulls aside): distinct commenters, days with posts
+    "distinctCount": (
+        frozenset({"String", "Int", "Float", "DateTime", "Date", "UUID", "Boolean", ENUMS}),
+        "Int",
+    ),
 }
 
 
 def aggregate_type(type_name: str, function: str) -> str:
     """The GraphQL type of one aggregate function's values, e.g. PostMaxAggregates."""
-    return f"{type_name}{function.capitalize()}Aggregates"
+    return f"{type_name}{function[:1].upper()}{function[1:]}Aggregates"
 
 
 def camel(name: str) -> str:
@@ -229,7 +235,11 @@ class ModelInfo:
     def aggregated(self, function: str) -> list[ColumnInfo]:
         """The columns an aggregate function takes (a key of AGGREGATE_FUNCTIONS)."""
         scalars = AGGREGATE_FUNCTIONS[function][0]
-        return [c for c in self.columns.values() if c.orderable and c.scalar in scalars]
+        return [
+            c
+            for c in self.columns.values()
+            if c.orderable and (c.scalar in scalars or (bool(c.labels) and ENUMS in scalars))
+        ]
 
     def column(self, db_name: str) -> ColumnInfo:
         """A column of the table (never a computed one) by its name there."""

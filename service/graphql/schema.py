@@ -317,14 +317,18 @@ def _define_aggregates(b: _Builder, model: ModelInfo, *, group: bool = False) ->
             continue  # GraphQL has no empty object types
         values = aggregate_type(name, function)
         if not group:  # a group's are the same types
+            counts = function == "distinctCount"  # 0, never null
             b.define(
                 values,
                 [
-                    b.field(c.field, f"{_PYTHON_SCALARS[result or c.scalar]} | None")
+                    b.field(
+                        c.field,
+                        "int" if counts else f"{_PYTHON_SCALARS[result or c.scalar]} | None",
+                    )
                     for c in columns
                 ],
-                description=f"`{function}` of each column over the matching rows (null: none "
-                "has a value).",
+                description=f"`{function}` of each column over the matching rows "
+                f"{'(nulls aside)' if counts else '(null: none has a value)'}.",
             )
         fields.append(b.field(function, values))
     if group:
@@ -362,13 +366,14 @@ def _define_aggregates_order(b: _Builder, model: ModelInfo) -> None:
         columns = model.aggregated(function)
         if not columns:
             continue
-        type_name = f"{name}{function.capitalize()}OrderBy"
+        type_name = f"{name}{function[:1].upper()}{function[1:]}OrderBy"
         b.define(
             type_name,
             [b.field(c.field, "SortDirection | None", default=UNSET) for c in columns],
             kind="input",
             one_of=True,
-            description=f"`{function}` of one {name} column (null: none has a value).",
+            description=f"`{function}` of one {name} column"
+            f"{'' if function == 'distinctCount' else ' (null: none has a value)'}.",
         )
         fields.append(b.field(function, f"{type_name} | None", default=UNSET))
     b.define(

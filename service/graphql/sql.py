@@ -873,6 +873,8 @@ _ARRAY_OPERATORS = {"contains": "@>", "containedBy": "<@", "overlaps": "&&"}
 
 def _aggregate(function: str, column: str) -> str:
     """An aggregate of a column, typed as the schema says (a sum of Ints is a Float)."""
+    if function == "distinctCount":
+        return f"count(DISTINCT {column})"
     cast = "::float8" if AGGREGATE_FUNCTIONS[function][1] == "Float" else ""
     return f"{function}({column}){cast}"
 

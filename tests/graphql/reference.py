@@ -379,6 +379,7 @@ RELATED_ORDER: dict[str, tuple[tuple[str, ...], ...]] = {
         ("comments", "count"),
         ("comments", "max", "createdAt"),
         ("comments", "min", "body"),
+        ("comments", "distinctCount", "authorId"),
     ),
     "User": (
         ("posts", "count"),
@@ -422,6 +423,8 @@ def order_value(kind: Kind, rel: Any, field: OrderField) -> Any:
     function = rest[0]
     if function == "count":
         value = sa.func.count()
+    elif function == "distinctCount":
+        value = sa.func.count(related.c[target.columns[rest[1]]].distinct())
     else:
         value = getattr(sa.func, function)(related.c[target.columns[rest[1]]])
     return sa.select(value).where(related.c[remote] == rel.c.id).scalar_subquery()

@@ -1,5 +1,6 @@
-"""`aggregates` on every connection: count, min and max (and sum and avg of number columns) over
-all the rows the filter matches, not only the page; nested per parent row; under RLS.
+"""`aggregates` on every connection: count, min and max (and sum and avg of number columns), and
+distinct counts over all the rows the filter matches, not only the page; nested per parent
+row; under RLS.
 
 The expected values come from SQL written here, run on the database directly; a property
 test compares them under any filter the reference can express."""
@@ -28,6 +29,7 @@ from tests.graphql.reference import (
 
 CATALOG = Catalog.from_registry()
 ORDERED = AGGREGATE_FUNCTIONS["min"][0]  # the scalars min and max take
+DISTINCT = AGGREGATE_FUNCTIONS["distinctCount"][0]
 
 
 def iso(moment: Any) -> str:
@@ -153,11 +155,14 @@ async def test_sum_and_avg_exist_only_where_there_are_numbers(api, field):
 @given(kind=st.sampled_from(sorted(KINDS.values(), key=repr)), data=st.data())
 async def test_aggregates_equal_sql_over_any_filter(api, engine, kind, data):
     condition = data.draw(filters(kind), label="filter")
-    columns = [c for c in CATALOG.models[kind.type_name].columns.values() if c.scalar in ORDERED]
+    model = CATALOG.models[kind.type_name]
+    columns = [c for c in model.columns.values() if c.scalar in ORDERED]
+    counted = [c for c in model.columns.values() if c.scalar in DISTINCT]
     fields = " ".join(c.field for c in columns)
     query = (
         f"query($f: {kind.type_name}Filter) {{ c: {kind.root}(filter: $f, first: 1) "
-        f"{{ aggregates {{ count min {{ {fields} }} max {{ {fields} }} }} }} }}"
+        f"{{ aggregates {{ count min {{ {fields} }} max {{ {fields} }} "
+        f"distinctCount {{ {' '.join(c.field for c in counted)} }} }} }} }}"
     )
     body = await gql(api, query, {"f": filter_graphql(condition)})
     assert "errors" not in body, body
@@ -166,18 +171,47 @@ async def test_aggregates_equal_sql_over_any_filter(api, engine, kind, data):
     selected = [sa.func.count()]
     for function in (sa.func.min, sa.func.max):
         selected += [function(rel.c[c.name]) for c in columns]
+    selected += [sa.func.count(rel.c[c.name].distinct()) for c in counted]
     async with engine.connect() as connection:
         row = (
             await connection.execute(sa.select(*selected).where(filter_sql(condition, rel)))
         ).one()
-    expected_min = dict(zip((c.field for c in columns), row[1 : 1 + len(columns)], strict=True))
-    expected_max = dict(zip((c.field for c in columns), row[1 + len(columns) :], strict=True))
+    n = len(columns)
+    expected_min = dict(zip((c.field for c in columns), row[1 : 1 + n], strict=True))
+    expected_max = dict(zip((c.field for c in columns), row[1 + n : 1 + 2 * n], strict=True))
+    expected_distinct = dict(zip((c.field for c in counted), row[1 + 2 * n :], strict=True))
 
     got = body["data"]["c"]["aggregates"]
     assert got["count"] == row[0]
+    assert got["distinctCount"] == expected_distinct, condition
     for name, expected in (("min", expected_min), ("max", expected_max)):
         values = {
             field: datetime.fromisoformat(v) if isinstance(expected[field], datetime) and v else v
             for field, v in got[name].items()
         }
         assert values == expected, (name, condition)
+
+
+async def test_distinct_counts_count_different_values(api, seeded):
+    # post 7's comments all by Bob: the one post with a single commenter
+    connection = await asyncpg.connect(**seeded.asyncpg_kwargs())
+    try:
+        await connection.execute(
+            "DELETE FROM comments WHERE post_id = $1 AND author_id = $2", post_id(7), ALICE
+        )
+    finally:
+        await connection.close()
+    body = await gql(
+        api,
+        """{ comments { aggregates { count distinctCount { authorId postId } } }
+             posts(first: 1, orderBy: [{comments: {distinctCount: {authorId: ASC}}}, {title: DESC}])
+             { nodes { title comments { aggregates { distinctCount { authorId } } } } } }""",
+    )
+    assert "errors" not in body, body
+    assert body["data"]["comments"]["aggregates"] == {
+        "count": 74,
+        "distinctCount": {"authorId": 2, "postId": 25},
+    }
+    assert body["data"]["posts"]["nodes"] == [
+        {"title": "Post 07", "comments": {"aggregates": {"distinctCount": {"authorId": 1}}}}
+    ]

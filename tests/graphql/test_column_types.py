@@ -149,8 +149,11 @@ async def test_enum_and_json_columns_through_the_whole_api(tickets: httpx.AsyncC
 
     # grouped by the enum: keys as the enum's values, groups in the enum's order
     groups = await _create(
-        http, "{ tickets { groupedAggregates(groupBy: STATUS) { keys { status } count } } }"
+        http,
+        """{ tickets { groupedAggregates(groupBy: STATUS) { keys { status } count }
+                       aggregates { distinctCount { status } } } }""",
     )
+    assert groups["tickets"]["aggregates"] == {"distinctCount": {"status": 3}}
     assert groups["tickets"]["groupedAggregates"] == [
         {"keys": {"status": status}, "count": 1} for status in ("OPEN", "IN_PROGRESS", "CLOSED")
     ]
