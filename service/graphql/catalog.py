@@ -153,7 +153,8 @@ class ModelInfo:
     single: str  # post
     plural: str  # posts
     columns: dict[str, ColumnInfo]  # by GraphQL field name
-    primary_key: ColumnInfo
+    primary_key: ColumnInfo  # the first column of `key`
+    key: tuple[ColumnInfo, ...]  # the primary key's columns
     relations: dict[str, RelationInfo] = field(default_factory=dict)
     create_model: type[BaseModel] | None = None
     update_model: type[BaseModel] | None = None
@@ -166,6 +167,13 @@ class ModelInfo:
         return {f"{self.single}By{c.field[:1].upper()}{c.field[1:]}": c for c in self.unique}
 
     @property
+    def keyed_by_one(self) -> bool:
+        """A one-column primary key: the model's rows are Nodes, found by it (`post(id:)`,
+        `updatePost(id:)`); rows keyed by several columns (a link table's) are reached
+        through connections and filters only."""
+        return len(self.key) == 1
+
+    @property
     def upsert_keys(self) -> tuple[ColumnInfo, ...]:
         """The unique columns (the primary key first) an upsert may find the existing row by:
         those a create's input sets, and an owner column filled with the caller's id (one row
@@ -174,7 +182,7 @@ class ModelInfo:
         if self.create_model is None or self.update_model is None:
             return ()
         given = self.create_model.model_fields
-        keys = (self.primary_key, *self.unique)
+        keys = ((self.primary_key,) if self.keyed_by_one else ()) + self.unique
         return tuple(c for c in keys if c.name in given or c.from_caller)
 
     @property
@@ -192,6 +200,8 @@ class ModelInfo:
         if self.upsert_keys:
             names["upsert"] = f"upsert{self.type_name}"
             names["upsert_many"] = f"upsert{plural}"
+        if not self.keyed_by_one:  # no id to name one row by
+            del names["update"], names["delete"]
         return names
 
     @property
@@ -270,17 +280,7 @@ class Catalog:
             SQLModel._sa_registry.mappers,  # type: ignore[attr-defined]
             key=lambda m: m.class_.__name__,
         )
-        # A link model keyed by its two foreign keys (as in SQLModel's own many-to-many
-        # example) is its relations only: the API's types need a one-column key.
-        links = {
-            rel.secondary for m in mappers for rel in m.relationships if rel.secondary is not None
-        }
-        served = [
-            m
-            for m in mappers
-            if isinstance(m.local_table, Table)
-            and not (m.local_table in links and len(m.local_table.primary_key) > 1)
-        ]
+        served = [m for m in mappers if isinstance(m.local_table, Table)]
         infos = [_model_info(m) for m in served]
         by_class = {info.model: info for info in infos}
         for mapper, info in zip(served, infos, strict=True):
@@ -299,11 +299,8 @@ def _model_info(mapper: Mapper[Any]) -> ModelInfo:
         info = _column_info(model, column, private)
         columns[info.field] = info
     pks = [c for c in columns.values() if c.primary_key]
-    if len(pks) != 1:
-        raise TypeError(
-            f"{model.__name__}: the API needs exactly one primary key column (only a link "
-            "model of a many-to-many relation may have a composite one)"
-        )
+    if not pks:
+        raise TypeError(f"{model.__name__}: the API needs a primary key")
     name = model.__name__
     module = sys.modules[model.__module__]
     unique_names = {c.name for c in table.columns if c.unique}
@@ -330,6 +327,7 @@ def _model_info(mapper: Mapper[Any]) -> ModelInfo:
         plural=camel(table.name),
         columns=columns,
         primary_key=pks[0],
+        key=tuple(pks),
         create_model=getattr(module, f"{name}Create", None),
         update_model=getattr(module, f"{name}Update", None),
     )

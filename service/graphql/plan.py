@@ -527,7 +527,9 @@ class Planner:
         args = nodes[0].arguments
         if name == "node":
             node_id = _required(ctx.scalar_ref(args, "nodeId"), "nodeId")
-            selections = {m.type_name: self._object(ctx, m, nodes) for m in self.catalog}
+            selections = {
+                m.type_name: self._object(ctx, m, nodes) for m in self.catalog if m.keyed_by_one
+            }
             return NodeLookup(key, node_id, selections)
         if name == "viewer":
             viewer = next(m for m in self.catalog if m.table.fullname == "auth.users")
@@ -725,9 +727,9 @@ class Planner:
             key = self._order_key(model, entry, ())
             if all(k.label != key.label for k in keys):
                 keys.append(key)
-        pk = model.primary_key
-        if all(k.label != pk.field for k in keys):
-            keys.append(OrderKey(pk, False))
+        for column in model.key:  # the tie-breaker: the primary key, all its columns
+            if all(k.label != column.field for k in keys):
+                keys.append(OrderKey(column, False))
         return keys
 
     def _order_key(self, model: ModelInfo, entry: Any, path: tuple[RelationInfo, ...]) -> OrderKey:

@@ -256,15 +256,16 @@ def _read_fields(b: _Builder, catalog: Catalog, *, live: bool) -> list[Strawberr
     fields: list[StrawberryField] = []
     for model in catalog:
         pk = model.primary_key
-        fields.append(
-            b.field(
-                model.single,
-                f"{model.type_name} | None",
-                args={pk.field: (_annotation(pk), UNSET)},
-                description=f"One {model.type_name} by its {pk.field}, or null if not visible."
-                + then,
+        if model.keyed_by_one:
+            fields.append(
+                b.field(
+                    model.single,
+                    f"{model.type_name} | None",
+                    args={pk.field: (_annotation(pk), UNSET)},
+                    description=f"One {model.type_name} by its {pk.field}, or null if not "
+                    "visible." + then,
+                )
             )
-        )
         for lookup, column in model.lookups.items():
             fields.append(
                 b.field(
@@ -429,7 +430,11 @@ def _define_scalar_filter(
 
 def _define_model_types(b: _Builder, catalog: Catalog, model: ModelInfo) -> None:
     name = model.type_name
-    fields = [b.field("nodeId", "strawberry.ID", description="Global id, for `node(nodeId:)`.")]
+    fields = []
+    if model.keyed_by_one:  # a Node: its global id names its one key
+        fields.append(
+            b.field("nodeId", "strawberry.ID", description="Global id, for `node(nodeId:)`.")
+        )
     for column in model.columns.values():
         fields.append(b.field(column.field, _output_type(column)))
     for rel in model.relations.values():
@@ -441,7 +446,12 @@ def _define_model_types(b: _Builder, catalog: Catalog, model: ModelInfo) -> None
         else:
             fields.append(b.field(rel.field, f"{target.type_name} | None"))
     b.ns["strawberry"] = strawberry
-    b.define(name, fields, bases=(Node,), description=f"A row of {model.table.fullname}.")
+    b.define(
+        name,
+        fields,
+        bases=(Node,) if model.keyed_by_one else (),
+        description=f"A row of {model.table.fullname}.",
+    )
 
     b.define(
         f"{name}Edge",
@@ -583,14 +593,15 @@ def _mutation_fields(b: _Builder, model: ModelInfo) -> list[StrawberryField]:
             kind="input",
             description=f"Changes to a {name}; an absent field stays as it is.",
         )
-        fields.append(
-            b.field(
-                names["update"],
-                f"{name} | None",
-                args={pk.field: (pk_type, UNSET), "input": (f"{name}UpdateInput", UNSET)},
-                description="The updated row, or null when no visible row has this id.",
+        if "update" in names:
+            fields.append(
+                b.field(
+                    names["update"],
+                    f"{name} | None",
+                    args={pk.field: (pk_type, UNSET), "input": (f"{name}UpdateInput", UNSET)},
+                    description="The updated row, or null when no visible row has this id.",
+                )
             )
-        )
         fields.append(
             b.field(
                 names["update_many"],
@@ -599,14 +610,15 @@ def _mutation_fields(b: _Builder, model: ModelInfo) -> list[StrawberryField]:
                 description=_MANY.format(verb="updated", name=name),
             )
         )
-    fields.append(
-        b.field(
-            names["delete"],
-            f"{name} | None",
-            args={pk.field: (pk_type, UNSET)},
-            description="The deleted row, or null when no visible row had this id.",
+    if "delete" in names:
+        fields.append(
+            b.field(
+                names["delete"],
+                f"{name} | None",
+                args={pk.field: (pk_type, UNSET)},
+                description="The deleted row, or null when no visible row had this id.",
+            )
         )
-    )
     fields.append(
         b.field(
             names["delete_many"],

@@ -144,6 +144,8 @@ def decode_node_id(catalog: Catalog, value: Any) -> tuple[str, str]:
     try:
         type_name, _, key = base64.b64decode(str(value), validate=True).decode().partition(":")
         model = catalog.models[type_name]
+        if not model.keyed_by_one:
+            raise KeyError(type_name)  # not a Node: no id of ours names its rows
         return type_name, _check_value(model.primary_key, key)
     except (binascii.Error, UnicodeDecodeError, KeyError, ValueError):
         raise BadUserInput("invalid nodeId", field="nodeId") from None
@@ -800,7 +802,9 @@ class Emitter:
                 change = f"DELETE FROM {table} AS {a} WHERE {where}"
             else:
                 change = f"UPDATE {table} AS {a} SET {self._sets(w, columns, a)} WHERE {where}"
-            key = f"{a}.{_quote(pk.name)}"
+            # the primary key as one value (a row of its columns when there are several)
+            key = ", ".join(f"{a}.{_quote(c.name)}" for c in model.key)
+            key = key if model.keyed_by_one else f"ROW({key})"
             # the rows and how many (execute.py refuses more than a page, rolling back)
             return (
                 f"WITH changed AS ({change} RETURNING {key} AS _key, "

@@ -18,7 +18,6 @@ import pytest
 from service.db.url import DatabaseURL
 from tests.graphql.conftest import ALICE, gql, post_id
 from tests.graphql.test_new_model import serving_model
-from tests.support import execute_sql
 
 LABEL_MODULE = '''
 """Label: `public.labels`, linked to posts through `public.post_labels`."""
@@ -177,6 +176,11 @@ class PostTopic(SQLModel, table=True):
     topic_id: uuid.UUID = Field(foreign_key="topics.id", ondelete="CASCADE", primary_key=True)
 
 
+class PostTopicCreate(SQLModel):
+    post_id: uuid.UUID
+    topic_id: uuid.UUID
+
+
 class Topic(SQLModel, table=True):
     __tablename__ = "topics"
 
@@ -191,30 +195,75 @@ class TopicCreate(SQLModel):
     name: str = Field(max_length=50)
 '''
 
+LINK = """mutation($links: [PostTopicCreateInput!]!) {
+  createPostTopics(inputs: $links) { postId topicId } }"""
 
-async def test_a_link_model_keyed_by_both_foreign_keys_is_its_relations(seeded, tmp_path):
+
+async def test_a_link_model_keyed_by_both_foreign_keys_links_and_unlinks(seeded, tmp_path):
     async with serving_model(
         seeded, tmp_path, "topic_model", TOPIC_MODULE, "topics, post_topics"
     ) as (http, _):
-        made = await _run(http, 'mutation { createTopic(input: {name: "python"}) { id } }')
-        topic = made["createTopic"]["id"]
-        # the links are written by other means than the API (its types need a one-column key)
-        await execute_sql(
-            seeded,
-            "INSERT INTO post_topics (post_id, topic_id) VALUES "
-            f"('{post_id(1)}', '{topic}'), ('{post_id(2)}', '{topic}')",
+        made = await _run(
+            http,
+            """mutation { a: createTopic(input: {name: "python"}) { id }
+                          b: createTopic(input: {name: "sql"}) { id } }""",
         )
+        python, sql = made["a"]["id"], made["b"]["id"]
+        links = [(1, python), (2, python), (2, sql), (3, sql)]
+        await _run(http, LINK, {"links": [{"postId": post_id(p), "topicId": t} for p, t in links]})
+        again = await gql(http, LINK, {"links": [{"postId": post_id(1), "topicId": python}]})
+        assert again["errors"][0]["extensions"]["code"] == "CONFLICT"  # the key is the pair
+
         data = await _run(
             http,
             """query($p: UUID!) {
-              post(id: $p) { topics { nodes { name } } }
-              topics { nodes { posts(orderBy: {title: ASC}) { totalCount nodes { title } } } }
-              types: __schema { types { name } }
+              post(id: $p) { topics(orderBy: {name: ASC}) { nodes { name } } }
+              topics(orderBy: {name: ASC}) { nodes { posts(orderBy: {title: ASC}) {
+                totalCount nodes { title } } } }
             }""",
             {"p": post_id(2)},
         )
-        assert data["post"]["topics"]["nodes"] == [{"name": "python"}]
-        assert data["topics"]["nodes"] == [
-            {"posts": {"totalCount": 2, "nodes": [{"title": "Post 01"}, {"title": "Post 02"}]}}
-        ]
-        assert "PostTopic" not in {t["name"] for t in data["types"]["types"]}
+        assert data["post"]["topics"]["nodes"] == [{"name": "python"}, {"name": "sql"}]
+        assert [t["posts"]["totalCount"] for t in data["topics"]["nodes"]] == [2, 2]
+
+        # Its rows page in the order of both key columns, with keyset cursors.
+        seen, after = [], None
+        while True:
+            page = (
+                await _run(
+                    http,
+                    """query($after: String) { postTopics(first: 1, after: $after) {
+                         nodes { postId topicId } pageInfo { hasNextPage endCursor } } }""",
+                    {"after": after},
+                )
+            )["postTopics"]
+            seen += [(n["postId"], n["topicId"]) for n in page["nodes"]]
+            if not page["pageInfo"]["hasNextPage"]:
+                break
+            after = page["pageInfo"]["endCursor"]
+        assert seen == sorted((post_id(p), t) for p, t in links)
+
+        # No id names one of its rows: no root lookup, no nodeId, no update or delete by id;
+        # a link is removed by a filter.
+        fields = await _run(
+            http,
+            """{ q: __type(name: "Query") { fields { name } }
+                 m: __type(name: "Mutation") { fields { name } }
+                 t: __type(name: "PostTopic") { fields { name } interfaces { name } } }""",
+        )
+        assert "postTopic" not in {f["name"] for f in fields["q"]["fields"]}
+        mutations = {f["name"] for f in fields["m"]["fields"]}
+        assert {"createPostTopic", "deletePostTopics"} <= mutations
+        assert not {"updatePostTopic", "deletePostTopic"} & mutations
+        assert fields["t"]["interfaces"] == []
+        assert "nodeId" not in {f["name"] for f in fields["t"]["fields"]}
+
+        unlinked = await _run(
+            http,
+            """mutation($p: UUID!, $t: UUID!) {
+                 deletePostTopics(filter: {postId: {eq: $p}, topicId: {eq: $t}}) { postId } }""",
+            {"p": post_id(2), "t": sql},
+        )
+        assert unlinked["deletePostTopics"] == [{"postId": post_id(2)}]
+        left = await _run(http, "{ postTopics { totalCount } }")
+        assert left["postTopics"]["totalCount"] == 3
