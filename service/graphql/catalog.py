@@ -181,7 +181,7 @@ class ModelInfo:
         update may."""
         if self.create_model is None or self.update_model is None:
             return ()
-        given = self.create_model.model_fields
+        given = api_fields(self.create_model)
         keys = ((self.primary_key,) if self.keyed_by_one else ()) + self.unique
         return tuple(c for c in keys if c.name in given or c.from_caller)
 
@@ -296,6 +296,10 @@ def _model_info(mapper: Mapper[Any]) -> ModelInfo:
     columns: dict[str, ColumnInfo] = {}
     # The primary key first: it reads best at the top of each type.
     for column in sorted(table.columns, key=lambda c: not c.primary_key):
+        if column.name not in api_fields(model):
+            if column.primary_key:
+                raise TypeError(f"{model.__name__}.{column.name}: the key cannot be excluded")
+            continue
         info = _column_info(model, column, private)
         columns[info.field] = info
     pks = [c for c in columns.values() if c.primary_key]
@@ -365,6 +369,13 @@ def _column_info(model: type[SQLModel], column: Column[Any], private: frozenset[
         sql_type=_sql_type(python_type, column.type),
         **common,
     )
+
+
+def api_fields(shape: type[BaseModel]) -> list[str]:
+    """A model's or input class's fields the API has: all but those it excludes from
+    serialization (`Field(exclude=True)`: a token's hash, an internal note), which are never
+    read or written through the API."""
+    return [name for name, info in shape.model_fields.items() if info.exclude is not True]
 
 
 def _computed_columns(model: type[SQLModel], table: Table) -> list[ColumnInfo]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from service.graphql.catalog import ModelInfo, camel
+from service.graphql.catalog import ModelInfo, api_fields, camel
 from service.graphql.errors import BadUserInput
 
 
@@ -22,14 +22,11 @@ class InputShape:
         shape = model.create_model if kind == "create" else model.update_model
         assert shape is not None, f"{model.type_name} has no {kind} class"
         self.partial = kind == "update"  # absent fields stay as they are
-        self.attribute = {camel(name): name for name in shape.model_fields}
-        self.not_null = tuple(
-            name for name in shape.model_fields if not model.column(name).nullable
-        )
+        fields = api_fields(shape)
+        self.attribute = {camel(name): name for name in fields}
+        self.not_null = tuple(name for name in fields if not model.column(name).nullable)
         # enum columns: GraphQL gives the stored values, the class takes its enum's members
-        self.enums = {
-            name: model.column(name) for name in shape.model_fields if model.column(name).labels
-        }
+        self.enums = {name: model.column(name) for name in fields if model.column(name).labels}
         # pydantic-core's own entry points: the class's whole validation (fields and
         # validators), run once. Through `model_validate` SQLModel's __init__ runs it twice.
         self.shape = shape

@@ -31,6 +31,7 @@ from service.graphql.catalog import (
     ColumnInfo,
     ModelInfo,
     aggregate_type,
+    api_fields,
     camel,
     enum_name,
 )
@@ -679,7 +680,8 @@ def _input_fields(
     b: _Builder, model: ModelInfo, shape: type[BaseModel], *, partial: bool
 ) -> list[StrawberryField]:
     fields = []
-    for py_name, info in shape.model_fields.items():
+    for py_name in api_fields(shape):
+        info = shape.model_fields[py_name]
         column = model.column(py_name)
         scalar = _annotation(column)
         required = info.is_required() and not partial

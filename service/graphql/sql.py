@@ -25,6 +25,7 @@ from service.graphql.catalog import (
     ColumnInfo,
     ModelInfo,
     RelationInfo,
+    api_fields,
 )
 from service.graphql.errors import BadUserInput, LimitExceeded
 from service.graphql.plan import (
@@ -839,7 +840,7 @@ class Emitter:
             return ""
         model = w.model
         assert model.update_model is not None
-        changeable = model.update_model.model_fields
+        changeable = api_fields(model.update_model)
         sets = [f"{_quote(n)} = excluded.{_quote(n)}" for n in columns if n in changeable]
         sets += [f"{_quote(c.name)} = now()" for c in model.columns.values() if c.touch_on_update]
         if not sets:  # still an update, so that RETURNING has the row

@@ -30,6 +30,7 @@ from tests.graphql.conftest import gql
 from tests.graphql.test_fuzz import FUZZ, SCALARS, send_as_alice, served_schema
 from tests.graphql.test_new_model import serving_model
 from tests.graphql.test_subscriptions import socket_to
+from tests.support import fetch_sql
 
 TICKET_MODULE = '''
 """Ticket: `public.tickets`, a support request."""
@@ -67,6 +68,10 @@ class Ticket(TicketBase, table=True):
 
     id: uuid.UUID = uuid_primary_key()
     created_at: datetime = created_at()
+    # the support team's, never the API's
+    triage_note: str = Field(
+        default="untriaged", exclude=True, sa_column_kwargs={"server_default": "untriaged"}
+    )
 
 
 class TicketCreate(TicketBase):
@@ -77,6 +82,7 @@ class TicketUpdate(SQLModel):
     status: Status | None = None
     details: dict[str, Any] | None = None
     labels: list[str] | None = None
+    triage_note: str | None = Field(default=None, exclude=True)
 '''
 
 
@@ -277,6 +283,34 @@ async def test_cursors_keep_every_digit_of_a_numeric_key(
     forged = base64.b64encode(orjson.dumps([orjson.loads(base64.b64decode(after))[0], "x", 1]))
     body = await gql(tickets, query, {"after": forged.decode()})
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_a_column_the_model_excludes_is_not_in_the_api(tickets, seeded) -> None:
+    # `Field(exclude=True)`: left out of the model's serialization, and of the API
+    types = await _create(
+        tickets,
+        """{ ticket: __type(name: "Ticket") { fields { name } }
+             filter: __type(name: "TicketFilter") { inputFields { name } }
+             order: __type(name: "TicketOrderBy") { inputFields { name } }
+             update: __type(name: "TicketUpdateInput") { inputFields { name } }
+             keys: __type(name: "TicketGroupKeys") { fields { name } } }""",
+    )
+    named = {
+        f["name"] for t in types.values() for f in t.get("fields") or t.get("inputFields") or ()
+    }
+    assert "status" in named and "triageNote" not in named
+    asked = await gql(tickets, "{ tickets { nodes { triageNote } } }")
+    assert asked["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+    made = await _create(tickets, 'mutation { createTicket(input: {title: "Hidden"}) { id } }')
+    ticket = made["createTicket"]["id"]
+    await _create(
+        tickets,
+        "mutation($id: UUID!) { updateTicket(id: $id, input: {status: CLOSED}) { id } }",
+        {"id": ticket},
+    )
+    rows = await fetch_sql(seeded, f"SELECT triage_note FROM tickets WHERE id = '{ticket}'")
+    assert [r["triage_note"] for r in rows] == ["untriaged"]  # the database's, untouched
 
 
 async def test_a_unique_column_gets_a_root_lookup(tickets: httpx.AsyncClient) -> None:
