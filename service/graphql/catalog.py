@@ -53,6 +53,17 @@ AGGREGATE_FUNCTIONS: dict[str, tuple[frozenset[str], str | None]] = {
 }
 
 
+# String filters that match the given text as it is (a search box's words, `50%` finding
+# "50%"), as LIKE patterns around it: (before, after, operator).
+TEXT_MATCHES: dict[str, tuple[str, str, str]] = {
+    "includes": ("%", "%", "LIKE"),
+    "includesInsensitive": ("%", "%", "ILIKE"),
+    "startsWithInsensitive": ("", "%", "ILIKE"),
+    "endsWith": ("%", "", "LIKE"),
+    "endsWithInsensitive": ("%", "", "ILIKE"),
+}
+
+
 def aggregate_type(type_name: str, function: str) -> str:
     """The GraphQL type of one aggregate function's values, e.g. PostMaxAggregates."""
     return f"{type_name}{function[:1].upper()}{function[1:]}Aggregates"

@@ -27,6 +27,7 @@ from strawberry.types.unset import UNSET
 
 from service.graphql.catalog import (
     AGGREGATE_FUNCTIONS,
+    TEXT_MATCHES,
     Catalog,
     ColumnInfo,
     ModelInfo,
@@ -41,7 +42,7 @@ _schema_ids = itertools.count()
 # Filter operators per scalar. Strings add pattern matching; booleans only compare.
 _COMPARE = ("eq", "neq", "in", "nin", "lt", "lte", "gt", "gte", "isNull")
 FILTER_OPERATORS: dict[str, tuple[str, ...]] = {
-    "String": (*_COMPARE, "like", "ilike", "startsWith"),
+    "String": (*_COMPARE, "like", "ilike", "startsWith", *TEXT_MATCHES),
     "UUID": ("eq", "neq", "in", "nin", "isNull"),
     "Boolean": ("eq", "neq", "isNull"),
     "Int": _COMPARE,

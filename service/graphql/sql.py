@@ -21,6 +21,7 @@ import orjson
 
 from service.graphql.catalog import (
     AGGREGATE_FUNCTIONS,
+    TEXT_MATCHES,
     Catalog,
     ColumnInfo,
     ModelInfo,
@@ -682,6 +683,10 @@ class Emitter:
         if op == "contains":  # JSON: jsonb containment, also for a json column
             value = self.bind(lambda v: json_text(cond.value(v)), "text")
             return f"{column}::jsonb @> {value}::jsonb"
+        if op in TEXT_MATCHES:  # the text itself, no pattern: `50%` finds "50%"
+            ref, (before, after, sql_op) = cond.value, TEXT_MATCHES[op]
+            pattern = self.bind(lambda v: _literal_pattern(as_text(ref(v)), before, after), "text")
+            return f"{column} {sql_op} {pattern}"
         if op in ("like", "ilike"):
             # PostgreSQL refuses a trailing escape only when matching reaches it: check first,
             # so the answer does not depend on the rows
@@ -899,6 +904,14 @@ def _unnested(column: ColumnInfo, value: str) -> str:
 def _base64(text_expr: str) -> str:
     # encode() wraps base64 at 76 characters; ids and cursors are single tokens
     return f"translate(encode(convert_to({text_expr}, 'UTF8'), 'base64'), E'\\n', '')"
+
+
+def _literal_pattern(text: str | None, before: str, after: str) -> str | None:
+    """A LIKE pattern matching `text` literally (its %, _ and \\ escaped) within before/after."""
+    if text is None:
+        return None
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return before + escaped + after
 
 
 def _like_pattern(pattern: str | None) -> str | None:

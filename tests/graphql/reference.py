@@ -87,6 +87,8 @@ class Atom:
             "startsWith": lambda: column.startswith(value, autoescape=True),
             "like": lambda: column.like(value),
             "ilike": lambda: column.ilike(value),
+            "includesInsensitive": lambda: column.icontains(value, autoescape=True),
+            "endsWith": lambda: column.endswith(value, autoescape=True),
         }[self.op]()
 
 
@@ -219,6 +221,8 @@ POST = Kind(
             "String",
         ),
         Atom("title", "title", "ilike", "%POST 2%", "%POST 2%", "String"),
+        Atom("title", "title", "includesInsensitive", "ST 1", "ST 1", "String"),
+        Atom("title", "title", "endsWith", "5", "5", "String"),
         Atom("createdAt", "created_at", "gte", *_at(T0 + timedelta(hours=5)), "DateTime"),
         Atom("authorId", "author_id", "eq", ALICE, uuid.UUID(ALICE), "UUID"),
         Atom("authorId", "author_id", "neq", ALICE, uuid.UUID(ALICE), "UUID"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 
 from tests.graphql.conftest import ALICE, gql, post_id
-from tests.support import RunningService
+from tests.support import RunningService, execute_sql
 
 Q2 = """
 query Q2 {
@@ -117,6 +117,30 @@ async def test_is_null_and_string_operators(api):
     )
     # Alice sees her own email only: others' read as null, in filters too.
     assert body["data"] == {"a": {"totalCount": 9}, "b": {"totalCount": 0}, "c": {"totalCount": 1}}
+
+
+async def test_text_operators_match_the_text_as_given(api, seeded):
+    # a search box's words: %, _ and the backslash are themselves, not pattern characters
+    await execute_sql(
+        seeded,
+        "INSERT INTO posts (title, content, published, author_id) VALUES "
+        f"('50% off_now', '', true, '{ALICE}'), ('off now', '', true, '{ALICE}'), "
+        f"('C:\\temp', '', true, '{ALICE}')",
+    )
+    cases = {
+        'includes: "ost 1"': 10,  # Post 10 to Post 19
+        'includesInsensitive: "POST 2"': 6,
+        'startsWithInsensitive: "post 0"': 9,
+        'endsWith: "5"': 3,
+        'endsWithInsensitive: "ST 25"': 1,
+        'includes: "%"': 1,  # the sale, not every row
+        'includes: "f_n"': 1,  # "off_now" only: as a pattern, _ would match "off now" too
+        'endsWith: "\\\\temp"': 1,
+        'like: "%"': 28,  # a pattern, for comparison
+    }
+    for operand, count in cases.items():
+        body = await gql(api, f"{{ posts(filter: {{title: {{{operand}}}}}) {{ totalCount }} }}")
+        assert body.get("data") == {"posts": {"totalCount": count}}, (operand, body)
 
 
 async def test_lookup_by_id_node_id_and_typename_with_fragments(api):
