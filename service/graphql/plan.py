@@ -393,6 +393,8 @@ class GroupedAggregates:
     group_by: list[tuple[ColumnInfo, str | None]]  # a column, truncated to a unit or not
     # groups sorted by aggregates first: (function, its column or None for count, descending)
     order: list[tuple[str, ColumnInfo | None, bool]]
+    # which groups: (function, its column or None for count, a comparison of the value)
+    having: list[tuple[str, ColumnInfo | None, Compare]]
     first: int  # groups at most, in that order and then the keys'
     parts: list[Any]  # AggregateCount | AggregateValues | GroupKeys | Typename
 
@@ -695,10 +697,21 @@ class Planner:
             else:
                 field_name, direction = _only_entry(operand)
                 order.append((function, model.columns[field_name], _descending(direction)))
+        having: list[tuple[str, ColumnInfo | None, Compare]] = []
+        conditions = ctx.structural(args, "having", f"{model.type_name}GroupHaving")
+        for function, operand in (_plain(conditions) or {}).items():
+            operand = _plain(operand) or {}
+            if function == "count":
+                having += [(function, None, c) for c in _compares(COUNT, operand)]
+                continue
+            for field_name, operators in operand.items():
+                column = model.columns[field_name]
+                value = OrderKey(column, False, (), function).value  # the aggregate's type
+                having += [(function, column, c) for c in _compares(value, _plain(operators) or {})]
         first = ctx.known_ref(args, "first")
         size = self.default_page_size if first is None else first.value
         parts = self._aggregate_parts(ctx, model, nodes, grouped=True)
-        return GroupedAggregates(key, group_by, order, size, parts)
+        return GroupedAggregates(key, group_by, order, having, size, parts)
 
     def _aggregate_parts(
         self, ctx: _Context, model: ModelInfo, nodes: list[FieldNode], *, grouped: bool = False

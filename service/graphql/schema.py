@@ -359,6 +359,34 @@ def _define_groups(b: _Builder, model: ModelInfo) -> None:
         description="The values the group's rows share; null for a column not grouped by.",
     )
     _define_aggregates(b, model, group=True)
+    _define_having(b, model)
+
+
+def _define_having(b: _Builder, model: ModelInfo) -> None:
+    """`XGroupHaving`: conditions on a group's aggregates, each with its value's filter."""
+    name = model.type_name
+    fields = [b.field("count", "IntFilter | None", default=UNSET, description="Its rows.")]
+    for function, (_, result) in AGGREGATE_FUNCTIONS.items():
+        columns = model.aggregated(function)
+        if not columns:
+            continue
+        type_name = f"{name}{function[:1].upper()}{function[1:]}Having"
+        b.define(
+            type_name,
+            [
+                b.field(c.field, f"{result or c.scalar}Filter | None", default=UNSET)
+                for c in columns
+            ],
+            kind="input",
+            description=f"Conditions on `{function}` of {name} columns over a group's rows.",
+        )
+        fields.append(b.field(function, f"{type_name} | None", default=UNSET))
+    b.define(
+        f"{name}GroupHaving",
+        fields,
+        kind="input",
+        description="Which groups to return, by their aggregates; all given conditions must hold.",
+    )
 
 
 def _define_aggregates_order(b: _Builder, model: ModelInfo) -> None:
@@ -477,11 +505,13 @@ def _define_model_types(b: _Builder, catalog: Catalog, model: ModelInfo) -> None
                 f"list[{name}Group]",
                 args={
                     "groupBy": (f"list[{name}GroupBy]", UNSET),
+                    "having": (f"{name}GroupHaving | None", UNSET),
                     "orderBy": (f"list[{name}AggregatesOrderBy] | None", UNSET),
                     "first": ("int | None", UNSET),
                 },
                 description="All matching rows (not only this page) grouped by the values "
-                "of `groupBy`, with aggregates per group; the groups sorted by `orderBy`'s "
+                "of `groupBy`, with aggregates per group; the groups `having` allows, sorted "
+                "by `orderBy`'s "
                 "aggregates, then by their keys (nulls last), the first `first` of them "
                 "(default and most: as for a page).",
             ),

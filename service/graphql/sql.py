@@ -495,13 +495,14 @@ class Emitter:
         group = self.json_object(self._aggregate_pairs(part.parts, t, keys))
         # the sort values: the aggregates orderBy names, then the keys (nulls last)
         values = [
-            (
-                "count(*)" if column is None else _aggregate(function, self.value(column, t)),
-                "DESC" if descending else "ASC",
-            )
+            (self._aggregate_value(function, column, t), "DESC" if descending else "ASC")
             for function, column, descending in part.order
         ]
         values += [(key, "ASC") for key in keys.values()]
+        having = " AND ".join(
+            self._compare(compare, self._aggregate_value(function, column, t))
+            for function, column, compare in part.having
+        )
         g = self.alias()
         columns = "".join(f", {v} AS _o{i}" for i, (v, _) in enumerate(values))
         inner = ", ".join(f"_o{i} {d}" for i, (_, d) in enumerate(values))
@@ -510,8 +511,12 @@ class Emitter:
             f"(SELECT coalesce(json_agg({g}._group ORDER BY {outer}), '[]'::json) "
             f"FROM (SELECT {group} AS _group{columns} FROM {c.model.read_from} {t} "
             f"WHERE {conditions} GROUP BY {', '.join(keys.values())} "
-            f"ORDER BY {inner} LIMIT {size}) {g})"
+            f"{f'HAVING {having} ' if having else ''}ORDER BY {inner} LIMIT {size}) {g})"
         )
+
+    def _aggregate_value(self, function: str, column: ColumnInfo | None, t: str) -> str:
+        """An aggregate over the rows `t`: count(*) without a column."""
+        return "count(*)" if column is None else _aggregate(function, self.value(column, t))
 
     def _group_key(self, column: ColumnInfo, unit: str | None, t: str) -> str:
         value = self.value(column, t)

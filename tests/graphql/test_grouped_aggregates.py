@@ -144,3 +144,34 @@ async def test_groups_sorted_by_their_aggregates_then_keys(api, seeded):
     assert expected[0]["post_id"] == post_id(5) and expected[0]["count"] == 5
     latest = [g["keys"]["postId"] for g in body["data"]["latest"]["groupedAggregates"]]
     assert latest == [post_id(5), post_id(25)]  # post 5's new comments are the newest
+
+
+async def test_having_keeps_the_groups_whose_aggregates_match(api, seeded):
+    await rows(
+        seeded,
+        "INSERT INTO comments (body, post_id, author_id) SELECT 'more', $1, $2 "
+        "FROM generate_series(1, 2)",
+        post_id(5),
+        ALICE,
+    )
+    body = await gql(
+        api,
+        """query($h: CommentGroupHaving) {
+             busy: comments { groupedAggregates(groupBy: POST_ID, having: {count: {gt: 3}}) {
+               keys { postId } count } }
+             asVariable: comments { groupedAggregates(groupBy: POST_ID, having: $h) { count } }
+             latest: posts { groupedAggregates(groupBy: AUTHOR_ID,
+               having: {max: {title: {gte: "Post 25"}}}) { keys { authorId } } }
+             both: comments { groupedAggregates(groupBy: AUTHOR_ID,
+               having: {count: {lt: 30}, distinctCount: {postId: {eq: 25}}}) {
+               keys { authorId } count } } }""",
+        {"h": {"count": {"gte": 5}}},
+    )
+    assert "errors" not in body, body
+    data = body["data"]
+    assert data["busy"]["groupedAggregates"] == [{"keys": {"postId": post_id(5)}, "count": 5}]
+    assert data["asVariable"]["groupedAggregates"] == [{"count": 5}]
+    # Bob wrote the odd-numbered posts, Post 25 the last of them
+    assert data["latest"]["groupedAggregates"] == [{"keys": {"authorId": BOB}}]
+    # Alice's 25 + 2 comments, on every post; Bob's 50 fail `count < 30`
+    assert data["both"]["groupedAggregates"] == [{"keys": {"authorId": ALICE}, "count": 27}]
