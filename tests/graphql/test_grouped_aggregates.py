@@ -24,6 +24,17 @@ def iso(moment: Any) -> str:
     return str(moment.isoformat())
 
 
+async def two_more_comments_on_post_5(url: DatabaseURL) -> None:
+    """By Alice, now: post 5 has five comments, the others three."""
+    await rows(
+        url,
+        "INSERT INTO comments (body, post_id, author_id) SELECT 'more', $1, $2 "
+        "FROM generate_series(1, 2)",
+        post_id(5),
+        ALICE,
+    )
+
+
 async def test_rows_grouped_by_a_column_in_the_keys_order(api, seeded):
     body = await gql(
         api,
@@ -117,14 +128,7 @@ async def test_wrong_groupings_are_bad_user_input(api):
 
 
 async def test_groups_sorted_by_their_aggregates_then_keys(api, seeded):
-    # two more comments on post 5: the most commented post
-    await rows(
-        seeded,
-        "INSERT INTO comments (body, post_id, author_id) SELECT 'more', $1, $2 "
-        "FROM generate_series(1, 2)",
-        post_id(5),
-        ALICE,
-    )
+    await two_more_comments_on_post_5(seeded)  # the most commented post
     body = await gql(
         api,
         """{ most: comments { groupedAggregates(groupBy: POST_ID, first: 3,
@@ -147,13 +151,7 @@ async def test_groups_sorted_by_their_aggregates_then_keys(api, seeded):
 
 
 async def test_having_keeps_the_groups_whose_aggregates_match(api, seeded):
-    await rows(
-        seeded,
-        "INSERT INTO comments (body, post_id, author_id) SELECT 'more', $1, $2 "
-        "FROM generate_series(1, 2)",
-        post_id(5),
-        ALICE,
-    )
+    await two_more_comments_on_post_5(seeded)
     body = await gql(
         api,
         """query($h: CommentGroupHaving) {
