@@ -674,40 +674,12 @@ class Planner:
         self, ctx: _Context, key: str, model: ModelInfo, nodes: list[FieldNode]
     ) -> GroupedAggregates:
         args = nodes[0].arguments
-        choices = model.group_choices()
-        given = _plain(ctx.structural(args, "groupBy", f"[{model.type_name}GroupBy!]"))
-        group_by: list[tuple[ColumnInfo, str | None]] = []
-        for value in _required(given, "groupBy"):
-            name = getattr(_plain(value), "name", _plain(value))  # a variable's member, a name
-            column, unit = choices[name]
-            if any(c is column for c, _ in group_by):
-                raise BadUserInput(
-                    f"`groupBy`: group by {column.field} once (as it is, or truncated)",
-                    field="groupBy",
-                )
-            group_by.append((column, unit))
-        if not group_by:
-            raise BadUserInput("`groupBy`: name at least one value", field="groupBy")
-        order: list[tuple[str, ColumnInfo | None, bool]] = []
-        entries = ctx.structural(args, "orderBy", f"[{model.type_name}AggregatesOrderBy!]")
-        for entry in _plain(entries) or []:
-            function, operand = _only_entry(entry)
-            if function == "count":
-                order.append((function, None, _descending(operand)))
-            else:
-                field_name, direction = _only_entry(operand)
-                order.append((function, model.columns[field_name], _descending(direction)))
-        having: list[tuple[str, ColumnInfo | None, Compare]] = []
-        conditions = ctx.structural(args, "having", f"{model.type_name}GroupHaving")
-        for function, operand in (_plain(conditions) or {}).items():
-            operand = _plain(operand) or {}
-            if function == "count":
-                having += [(function, None, c) for c in _compares(COUNT, operand)]
-                continue
-            for field_name, operators in operand.items():
-                column = model.columns[field_name]
-                value = OrderKey(column, False, (), function).value  # the aggregate's type
-                having += [(function, column, c) for c in _compares(value, _plain(operators) or {})]
+        type_name = model.type_name
+        group_by = _group_by(model, ctx.structural(args, "groupBy", f"[{type_name}GroupBy!]"))
+        order = _group_order(
+            model, ctx.structural(args, "orderBy", f"[{type_name}AggregatesOrderBy!]")
+        )
+        having = _having(model, ctx.structural(args, "having", f"{type_name}GroupHaving"))
         first = ctx.known_ref(args, "first")
         size = self.default_page_size if first is None else first.value
         parts = self._aggregate_parts(ctx, model, nodes, grouped=True)
@@ -1005,6 +977,52 @@ class _ListRef:
 def _field_type(fields: Mapping[str, Any], name: str) -> Any:
     found = fields.get(name)
     return None if found is None else found.type
+
+
+def _group_by(model: ModelInfo, given: Any) -> list[tuple[ColumnInfo, str | None]]:
+    """`groupBy`: each column once, as it is or truncated."""
+    choices = model.group_choices()
+    group_by: list[tuple[ColumnInfo, str | None]] = []
+    for value in _required(_plain(given), "groupBy"):
+        name = getattr(_plain(value), "name", _plain(value))  # a variable's member, or a name
+        column, unit = choices[name]
+        if any(c is column for c, _ in group_by):
+            raise BadUserInput(
+                f"`groupBy`: group by {column.field} once (as it is, or truncated)",
+                field="groupBy",
+            )
+        group_by.append((column, unit))
+    if not group_by:
+        raise BadUserInput("`groupBy`: name at least one value", field="groupBy")
+    return group_by
+
+
+def _group_order(model: ModelInfo, given: Any) -> list[tuple[str, ColumnInfo | None, bool]]:
+    """A group's `orderBy`: (function, its column or None for count, descending) each."""
+    order: list[tuple[str, ColumnInfo | None, bool]] = []
+    for entry in _plain(given) or []:
+        function, operand = _only_entry(entry)
+        if function == "count":
+            order.append((function, None, _descending(operand)))
+        else:
+            field_name, direction = _only_entry(operand)
+            order.append((function, model.columns[field_name], _descending(direction)))
+    return order
+
+
+def _having(model: ModelInfo, given: Any) -> list[tuple[str, ColumnInfo | None, Compare]]:
+    """`having`: (function, its column or None for count, a comparison of its value) each."""
+    having: list[tuple[str, ColumnInfo | None, Compare]] = []
+    for function, operand in (_plain(given) or {}).items():
+        operand = _plain(operand) or {}
+        if function == "count":
+            having += [(function, None, c) for c in _compares(COUNT, operand)]
+            continue
+        for field_name, operators in operand.items():
+            column = model.columns[field_name]
+            value = OrderKey(column, False, (), function).value  # the aggregate's type
+            having += [(function, column, c) for c in _compares(value, _plain(operators) or {})]
+    return having
 
 
 def _compares(column: ColumnInfo, operators: dict[str, Any]) -> list[Compare]:
