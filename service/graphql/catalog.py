@@ -38,7 +38,8 @@ _SCALARS: dict[type, str] = {
 
 
 # Aggregate functions a connection offers over all its matching rows: the column scalars each
-# takes (ENUMS: every enum column), and the scalar of its result (None: the column's own).
+# takes (ENUMS: every enum column), and the scalar of its result (None: the column's own; Int:
+# a count, never null).
 ENUMS = "enum"
 AGGREGATE_FUNCTIONS: dict[str, tuple[frozenset[str], str | None]] = {
     "min": (frozenset({"String", "Int", "Float", "DateTime", "Date"}), None),

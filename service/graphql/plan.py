@@ -244,7 +244,9 @@ class OrderKey:
 
     @cached_property
     def value(self) -> ColumnInfo:
-        if self.column is None or self.function == "distinctCount":  # counts: never null
+        if self.column is None or (
+            self.function and AGGREGATE_FUNCTIONS[self.function][1] == "Int"
+        ):  # counts: never null
             return COUNT
         if self.function and AGGREGATE_FUNCTIONS[self.function][1] == "Float":  # see sql.py
             return replace(

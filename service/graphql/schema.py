@@ -320,7 +320,7 @@ def _define_aggregates(b: _Builder, model: ModelInfo, *, group: bool = False) ->
             continue  # GraphQL has no empty object types
         values = aggregate_type(name, function)
         if not group:  # a group's are the same types
-            counts = function == "distinctCount"  # 0, never null
+            counts = result == "Int"  # a count: 0, never null
             b.define(
                 values,
                 [
@@ -404,7 +404,7 @@ def _define_aggregates_order(b: _Builder, model: ModelInfo) -> None:
             kind="input",
             one_of=True,
             description=f"`{function}` of one {name} column"
-            f"{'' if function == 'distinctCount' else ' (null: none has a value)'}.",
+            f"{'' if AGGREGATE_FUNCTIONS[function][1] == 'Int' else ' (null: none has a value)'}.",
         )
         fields.append(b.field(function, f"{type_name} | None", default=UNSET))
     b.define(

@@ -479,7 +479,7 @@ class Emitter:
                     elif isinstance(p, GroupKeys):  # null: not grouped by
                         values.append((v[0], grouped.get(v[1], "null")))
                     else:
-                        values.append((v[0], _aggregate(p.function, self.value(v[1], t))))
+                        values.append((v[0], self._aggregate_value(p.function, v[1], t)))
                 pairs.append((p.key, self.json_object(values)))
             elif isinstance(p, Typename):
                 pairs.append((p.key, _literal(p.name)))
@@ -608,10 +608,8 @@ class Emitter:
         r = self.alias()
         if rest or key.function is None:
             value = self._sort_value(key, rest, r)
-        elif key.column is None:
-            value = "count(*)"
         else:
-            value = _aggregate(key.function, self.value(key.column, r))
+            value = self._aggregate_value(key.function, key.column, r)
         target = self.catalog[relation.target]
         return f"(SELECT {value} FROM {target.read_from} {r} WHERE {_join(relation, r, a)})"
 
