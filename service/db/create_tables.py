@@ -114,6 +114,12 @@ AFTER_TABLES = [
         FROM auth.users""",
     "REVOKE ALL ON public.visible_users FROM PUBLIC",
     "GRANT SELECT ON public.visible_users TO anon, authenticated",
+    # searchPosts(query:) (Post.__query_functions__), over the words create_all keeps per post
+    """CREATE FUNCTION public.search_posts(query text) RETURNS SETOF public.posts
+        LANGUAGE sql STABLE AS $$
+            SELECT * FROM public.posts
+            WHERE search_vector @@ websearch_to_tsquery('english'::regconfig, query)
+        $$""",
 ]
 
 _ALEMBIC_TABLES = "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "

@@ -10,6 +10,8 @@ import enum
 import importlib
 import re
 import sys
+import types
+import typing
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -138,6 +140,16 @@ class ColumnInfo:
 
 
 @dataclass(frozen=True)
+class QueryFunction:
+    """A root query answered by a SQL function that returns a set of the model's rows
+    (`__query_functions__`): `searchPosts(query:)` is a connection over `search_posts($1)`."""
+
+    field: str  # searchPosts
+    sql_name: str  # "public"."search_posts"
+    arguments: tuple[ColumnInfo, ...]  # in the function's order; nullable ones optional
+
+
+@dataclass(frozen=True)
 class Link:
     """The link table of a many-to-many relation (SQLModel's `link_model`)."""
 
@@ -172,6 +184,7 @@ class ModelInfo:
     update_model: type[BaseModel] | None = None
     # columns unique on their own (besides the primary key): each gets a root lookup
     unique: tuple[ColumnInfo, ...] = ()
+    query_functions: tuple[QueryFunction, ...] = ()
 
     @property
     def lookups(self) -> dict[str, ColumnInfo]:
@@ -335,6 +348,7 @@ def _model_info(mapper: Mapper[Any]) -> ModelInfo:
             raise TypeError(f"{name}.__computed_columns__: {info.name} is a column already")
         columns[info.field] = info
     return ModelInfo(
+        query_functions=_query_functions(model, table),
         unique=tuple(c for c in columns.values() if c.name in unique_names and not c.primary_key),
         model=model,
         table=table,
@@ -418,6 +432,54 @@ def _computed_columns(model: type[SQLModel], table: Table) -> list[ColumnInfo]:
             )
         )
     return infos
+
+
+# Arguments a connection has already, which a query function's may not be called.
+_CONNECTION_ARGUMENTS = frozenset({"first", "after", "last", "before", "filter", "orderBy"})
+
+
+def _query_functions(model: type[SQLModel], table: Table) -> tuple[QueryFunction, ...]:
+    """A model's `__query_functions__ = {"search_posts": {"query": str}}`: root queries, each a
+    SQL function in the table's schema (created by a migration) taking those arguments in that
+    order and returning `SETOF` the table. The function runs as the caller, so the rows it
+    returns are under Row Level Security; the API pages, filters and orders them like the
+    table's. An argument typed `X | None` is optional: left out, the function gets null."""
+    declared: dict[str, dict[str, Any]] = getattr(model, "__query_functions__", {})
+    if declared and getattr(model, "__read_view__", None):
+        raise TypeError(f"{model.__name__}: query functions need a model read from its table")
+    schema = f'"{table.schema}".' if table.schema else ""
+    functions = []
+    for name, arguments in declared.items():
+        infos = []
+        for argument, annotation in arguments.items():
+            where = f"{model.__name__}.__query_functions__[{name!r}][{argument!r}]"
+            if camel(argument) in _CONNECTION_ARGUMENTS:
+                raise TypeError(f"{where}: a connection's argument has this name")
+            python_type = annotation
+            if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+                given = [t for t in typing.get_args(annotation) if t is not type(None)]
+                python_type = given[0] if len(given) == 1 else annotation
+            if python_type not in _SCALARS:
+                raise TypeError(f"{where}: not a column type")
+            # GraphQL's Int is 32 bits: an `integer` fits a function's integer or bigint
+            sql_type = (
+                "integer" if python_type is int else _sql_type(python_type, DateTime(timezone=True))
+            )
+            infos.append(
+                ColumnInfo(
+                    name=argument,
+                    field=camel(argument),
+                    python_type=python_type,
+                    scalar=_SCALARS[python_type],
+                    sql_type=sql_type,
+                    nullable=python_type is not annotation,
+                    primary_key=False,
+                    private=False,
+                    touch_on_update=False,
+                )
+            )
+        functions.append(QueryFunction(camel(name), f'{schema}"{name}"', tuple(infos)))
+    return tuple(functions)
 
 
 def _python_type(type_: Any, annotation: Any) -> Any:

@@ -56,6 +56,7 @@ from service.graphql.catalog import (
     Catalog,
     ColumnInfo,
     ModelInfo,
+    QueryFunction,
     RelationInfo,
     aggregate_type,
     enum_name,
@@ -402,6 +403,12 @@ class GroupedAggregates:
 
 
 @dataclass
+class RowFunction:
+    function: QueryFunction
+    arguments: tuple[Ref, ...]  # a Const(None) for an argument left out
+
+
+@dataclass
 class Connection:
     key: str
     model: ModelInfo
@@ -411,6 +418,8 @@ class Connection:
     order: list[OrderKey]
     # Nodes | Edges | PageInfoField | TotalCount | Aggregates | GroupedAggregates | Typename
     parts: list[Any]
+    # A query function's connection: its rows are what the function returns for these values.
+    source: RowFunction | None = None
 
     @property
     def order_signature(self) -> str:
@@ -545,6 +554,14 @@ class Planner:
                 return ByKey(key, model, id_ref, self._object(ctx, model, nodes))
             if name == model.plural:
                 return self._connection(ctx, key, model, None, nodes)
+            for function in model.query_functions:
+                if name == function.field:
+                    values = tuple(
+                        ctx.scalar_ref(args, a.field) or Const(None) for a in function.arguments
+                    )
+                    connection = self._connection(ctx, key, model, None, nodes)
+                    connection.source = RowFunction(function, values)
+                    return connection
             column = model.lookups.get(name)
             if column is not None:
                 value = _required(ctx.scalar_ref(args, column.field), column.field)

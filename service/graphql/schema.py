@@ -286,6 +286,21 @@ def _read_fields(b: _Builder, catalog: Catalog, *, live: bool) -> list[Strawberr
                 description=f"A page of {model.type_name} rows visible to the caller." + then,
             )
         )
+        for function in model.query_functions:
+            arguments = {
+                a.field: (f"{_annotation(a)}{' | None' if a.nullable else ''}", UNSET)
+                for a in function.arguments
+            }
+            fields.append(
+                b.field(
+                    function.field,
+                    f"{model.type_name}Connection",
+                    args={**arguments, **connection_args(model)},
+                    description=f"A page of the {model.type_name} rows that the SQL function "
+                    f"{function.sql_name.replace(chr(34), '')} returns, of those visible to the "
+                    "caller." + then,
+                )
+            )
     fields.append(
         b.field(
             "node",
@@ -303,6 +318,10 @@ def _read_fields(b: _Builder, catalog: Catalog, *, live: bool) -> list[Strawberr
                 description="The caller's own user, or null when anonymous." + then,
             )
         )
+    names = [f.graphql_name or f.python_name for f in fields]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:  # a query function named like a model's field, say
+        raise TypeError(f"root fields named twice: {', '.join(map(str, twice))}")
     return fields
 
 

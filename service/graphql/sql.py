@@ -452,7 +452,7 @@ class Emitter:
         `select` gets the rows' alias."""
         t = self.alias()
         conditions = " AND ".join(self._base_conditions(c, t, parent)) or "true"
-        return f"(SELECT {select(t)} FROM {c.model.read_from} {t} WHERE {conditions})"
+        return f"(SELECT {select(t)} FROM {self._rows_of(c)} {t} WHERE {conditions})"
 
     def _total_count(self, c: Connection, parent: str | None) -> str:
         return self._over_matching_rows(c, parent, lambda t: "count(*)")
@@ -509,7 +509,7 @@ class Emitter:
         outer = ", ".join(f"{g}._o{i} {d}" for i, (_, d) in enumerate(values))
         return (
             f"(SELECT coalesce(json_agg({g}._group ORDER BY {outer}), '[]'::json) "
-            f"FROM (SELECT {group} AS _group{columns} FROM {c.model.read_from} {t} "
+            f"FROM (SELECT {group} AS _group{columns} FROM {self._rows_of(c)} {t} "
             f"WHERE {conditions} GROUP BY {', '.join(keys.values())} "
             f"{f'HAVING {having} ' if having else ''}ORDER BY {inner} LIMIT {size}) {g})"
         )
@@ -564,6 +564,15 @@ class Emitter:
         conditions.append(f"NOT {self._keyset(c, values, bound, after=before)}")
         return f"EXISTS (SELECT FROM {rows} WHERE {' AND '.join(conditions)})"
 
+    def _rows_of(self, c: Connection) -> str:
+        """What the connection's rows are read from: the model's table (or view), or its query
+        function called with the request's values."""
+        if c.source is None:
+            return c.model.read_from
+        values = zip(c.source.function.arguments, c.source.arguments, strict=True)
+        bound = ", ".join(self.bind_value(a, ref) for a, ref in values)
+        return f"{c.source.function.sql_name}({bound})"
+
     def _base_conditions(self, c: Connection, a: str, parent: str | None) -> list[str]:
         conditions = []
         if c.relation is not None and parent is not None:
@@ -589,7 +598,7 @@ class Emitter:
         names each key up to three times), so it runs once a row.
         """
         values = [self._sort_value(k, k.path, a) for k in c.order]
-        rows = f"{c.model.read_from} {a}"
+        rows = f"{self._rows_of(c)} {a}"
         if not any(k.derived for k in c.order):
             return rows, values
         s = self.alias()

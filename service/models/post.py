@@ -4,7 +4,8 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Index
+from sqlalchemy import Column, Computed, Index
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlmodel import Field, Relationship, SQLModel
 
 from service.models.columns import created_at, owner_id, updated_at, uuid_primary_key
@@ -12,6 +13,10 @@ from service.models.columns import created_at, owner_id, updated_at, uuid_primar
 if TYPE_CHECKING:
     from service.models.comment import Comment
     from service.models.user import User
+
+
+# English words (stemmed, stop words dropped) of a post, stored beside it for searching.
+SEARCH_VECTOR = "to_tsvector('english'::regconfig, title || ' ' || content)"
 
 
 class PostBase(SQLModel):
@@ -24,11 +29,19 @@ class Post(PostBase, table=True):
     __tablename__ = "posts"
     # The newest-first page is the common read; the id makes it a keyset for cursors.
     __table_args__ = (Index("ix_posts_created_at_id", "created_at", "id"),)
+    # searchPosts(query:): the rows search_posts(text) returns (migration 0006)
+    __query_functions__ = {"search_posts": {"query": str}}
 
     id: uuid.UUID = uuid_primary_key()
     author_id: uuid.UUID = owner_id()
     created_at: datetime = created_at()
     updated_at: datetime = updated_at()
+    # The words of the title and content, kept by PostgreSQL for search_posts; not in the API.
+    search_vector: str | None = Field(
+        default=None,
+        exclude=True,
+        sa_column=Column(TSVECTOR, Computed(SEARCH_VECTOR, persisted=True)),
+    )
 
     author: "User" = Relationship(back_populates="posts")
     comments: list["Comment"] = Relationship(

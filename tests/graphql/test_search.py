@@ -1,0 +1,174 @@
+"""Full-text search of posts: `searchPosts(query:)`, the query function search_posts (0006).
+
+It matches English words of the title and content (stemmed: "benchmarks" finds
+"Benchmarking"), reads web-search syntax (quotes, `-word`, `or`), returns a connection like
+`posts` (pages, filters, orders, counts) and, running as the caller, shows only the matches
+Row Level Security lets them read: a draft is found by its author alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from service.db.url import DatabaseURL
+from tests.graphql.conftest import ALICE, BOB, gql
+from tests.support import RunningService
+
+# (title, content, published, author)
+POSTS = [
+    ("Benchmarking PostgreSQL on two cores", "We measured how fast the rig runs.", True, ALICE),
+    ("Gardening in winter", "Frost and benchmarks do not mix.", True, BOB),
+    ("Secret benchmark draft", "Unreleased numbers.", False, BOB),
+    ("Cooking for two", "Nothing about speed at all.", True, ALICE),
+]
+
+
+@pytest.fixture
+async def searchable(seeded: DatabaseURL) -> DatabaseURL:
+    connection = await asyncpg.connect(**seeded.asyncpg_kwargs())
+    try:
+        await connection.executemany(
+            "INSERT INTO posts (title, content, published, author_id) VALUES ($1, $2, $3, $4)",
+            POSTS,
+        )
+    finally:
+        await connection.close()
+    return seeded
+
+
+@pytest.fixture
+async def http(searchable: DatabaseURL):
+    async with RunningService(searchable) as client:
+        yield client
+
+
+async def _titles(http: httpx.AsyncClient, query: str, as_user: str | None = None) -> list[str]:
+    body = await gql(
+        http,
+        "query($q: String!) { searchPosts(query: $q, orderBy: {title: ASC}) { nodes { title } } }",
+        {"q": query},
+        as_user=as_user,
+    )
+    assert "errors" not in body, body
+    return [n["title"] for n in body["data"]["searchPosts"]["nodes"]]
+
+
+async def test_search_matches_stemmed_words_of_title_and_content(http):
+    # "benchmark" is in one title ("Benchmarking") and one content ("benchmarks")
+    assert await _titles(http, "benchmark") == [
+        "Benchmarking PostgreSQL on two cores",
+        "Gardening in winter",
+    ]
+    assert await _titles(http, "frost") == ["Gardening in winter"]
+    assert await _titles(http, "measuring") == ["Benchmarking PostgreSQL on two cores"]
+    assert await _titles(http, "violin") == []
+
+
+async def test_search_reads_web_search_syntax(http):
+    assert await _titles(http, "benchmark -frost") == ["Benchmarking PostgreSQL on two cores"]
+    assert await _titles(http, '"two cores"') == ["Benchmarking PostgreSQL on two cores"]
+    # both words, but not as that phrase
+    assert await _titles(http, '"cores two"') == []
+    assert await _titles(http, "gardening or cooking") == ["Cooking for two", "Gardening in winter"]
+    # punctuation is not an error, and words that are all stop words match nothing
+    assert await _titles(http, "\"&|!(:*') <-> -") == []
+    assert await _titles(http, "the and of") == []
+
+
+async def test_a_draft_is_found_by_its_author_only(http):
+    found = ["Benchmarking PostgreSQL on two cores", "Gardening in winter"]
+    assert await _titles(http, "benchmark") == found
+    assert await _titles(http, "benchmark", as_user=ALICE) == found
+    assert await _titles(http, "benchmark", as_user=BOB) == sorted(
+        [*found, "Secret benchmark draft"]
+    )
+    assert await _titles(http, "unreleased") == []
+    assert await _titles(http, "unreleased", as_user=BOB) == ["Secret benchmark draft"]
+
+
+async def test_search_results_page_filter_order_and_count_like_posts(http, searchable):
+    # every seeded post says "post" ("Post 07", "Content of post 7"): 25 of them, in
+    # createdAt order and then by id, the tie-breaker
+    connection = await asyncpg.connect(**searchable.asyncpg_kwargs())
+    try:
+        rows = await connection.fetch(
+            "SELECT title FROM posts WHERE title LIKE 'Post __' ORDER BY created_at DESC, id ASC"
+        )
+    finally:
+        await connection.close()
+    expected = [r["title"] for r in rows]
+    assert len(expected) == 25
+    query = """query($after: String) {
+        searchPosts(query: "posts", first: 10, after: $after, orderBy: {createdAt: DESC}) {
+          totalCount pageInfo { hasNextPage endCursor }
+          nodes { title author { id } comments { totalCount } } } }"""
+    seen: list[str] = []
+    after = None
+    while True:
+        body = await gql(http, query, {"after": after})
+        assert "errors" not in body, body
+        page: dict[str, Any] = body["data"]["searchPosts"]
+        assert page["totalCount"] == 25
+        assert all(n["comments"]["totalCount"] == 3 for n in page["nodes"])
+        seen += [n["title"] for n in page["nodes"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert seen == expected
+    body = await gql(
+        http,
+        """query($bob: UUID!) {
+             searchPosts(query: "post", filter: {authorId: {eq: $bob}, title: {endsWith: "5"}}) {
+               aggregates { count max { title } } } }""",
+        {"bob": BOB},
+    )
+    assert body["data"]["searchPosts"]["aggregates"] == {"count": 3, "max": {"title": "Post 25"}}
+
+
+async def test_search_is_one_statement(searchable):
+    statements: list[str] = []
+    service = RunningService(searchable, db_pool_size=1)
+    async with service as http:
+        async with service.app.state.pool.acquire() as connection:
+            connection.add_query_logger(lambda record: statements.append(record.query))
+        body = await gql(
+            http,
+            """{ searchPosts(query: "benchmark") { nodes { title author { id }
+                   comments(first: 2) { nodes { body } } } } }""",
+        )
+    assert len(body["data"]["searchPosts"]["nodes"]) == 2
+    assert len(statements) == 1, statements
+
+
+async def test_search_needs_its_query(http):
+    body = await gql(http, "{ searchPosts { nodes { title } } }")
+    assert "data" not in body  # a request error: nothing ran
+    [error] = body["errors"]
+    assert "query" in error["message"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_a_saved_search_is_a_live_query(searchable):
+    from tests.graphql.test_subscriptions import POLL, create_post, socket_to
+    from tests.support import token_for
+
+    def found(message: dict[str, Any]) -> list[str]:
+        assert message["type"] == "next", message
+        return [n["title"] for n in message["payload"]["data"]["searchPosts"]["nodes"]]
+
+    async with (
+        RunningService(searchable, subscription_poll_seconds=POLL) as live,
+        socket_to(live) as socket,
+    ):
+        await socket.init(token_for(ALICE))
+        await socket.subscribe(
+            "1", 'subscription { searchPosts(query: "violins") { nodes { title } } }'
+        )
+        assert found(await socket.receive()) == []
+        await create_post(live, "Violin lessons", as_user=BOB)  # a draft: not Alice's
+        await create_post(live, "A violin for Alice", as_user=ALICE)
+        assert found(await socket.receive()) == ["A violin for Alice"]
