@@ -19,6 +19,7 @@ from service.errors import StartupError
 from service.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    from service.db.startup import Startup
     from service.db.url import DatabaseURL
 
 log = logging.getLogger("service")
@@ -83,12 +84,20 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _migrate(settings: Settings) -> None:
-    from service.db.startup import Startup
     from service.db.url import resolve_database
 
     with resolve_database(settings) as url:
         # Waits for the database like `serve` does: an init container or Job may start first.
-        asyncio.run(Startup(_migration_url(settings, url), settings).run())
+        asyncio.run(_startup(settings, _migration_url(settings, url)).run())
+
+
+def _startup(settings: Settings, migration_url: DatabaseURL) -> Startup:
+    """Wait, migrate, then check that the database has the SQL functions the models name."""
+    from service.db.startup import Startup
+    from service.graphql.catalog import Catalog
+
+    functions = [f for model in Catalog.from_registry() for f in model.sql_functions()]
+    return Startup(migration_url, settings, functions=functions)
 
 
 def _migration_url(settings: Settings, url: DatabaseURL) -> DatabaseURL:
@@ -153,9 +162,8 @@ def _serve_one(settings: Settings, migration_url: DatabaseURL, host: str, port: 
     import uvicorn
 
     from service.app import Launch, create_app
-    from service.db.startup import Startup
 
-    startup = Startup(migration_url, settings)
+    startup = _startup(settings, migration_url)
     launch = Launch(startup)
     app = create_app(settings, launch=launch)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **_uvicorn_options(settings)))
@@ -176,7 +184,6 @@ def _serve_workers(
     from uvicorn.supervisors import Multiprocess
 
     from service.app import Launch, create_app
-    from service.db.startup import Startup
 
     config = uvicorn.Config(
         "service.app:worker_app",
@@ -187,7 +194,7 @@ def _serve_workers(
         **_uvicorn_options(settings),
     )
     sock = config.bind_socket()
-    startup = Startup(migration_url, settings)
+    startup = _startup(settings, migration_url)
     launch = Launch(startup, serve=False, drain_on_sigterm=False)
     probe = uvicorn.Server(
         uvicorn.Config(create_app(settings, launch=launch), **_uvicorn_options(settings))

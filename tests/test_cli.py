@@ -135,6 +135,17 @@ def test_a_database_migrated_by_a_newer_release_is_left_alone_with_a_warning(dat
     assert "f00dcafe9999" in refused.stderr
 
 
+def test_a_function_the_models_name_but_the_database_lacks_stops_the_start(database):
+    # as if a migration creating it were missing (or a model named it wrongly)
+    asyncio.run(execute_sql(database, "DROP FUNCTION search_posts(text)"))
+    for command in ("migrate", "serve"):
+        result = run_service(command, DATABASE_URL=database.sqlalchemy)
+        assert result.returncode == 1, result.stderr
+        [error] = [line for line in result.stderr.splitlines() if " ERROR " in line]
+        assert "no function search_posts (Post.__query_functions__)" in error
+        assert "Traceback" not in result.stderr
+
+
 def test_python_dash_m_service_is_the_same_command():
     result = run_service("--help")
     assert result.returncode == 0

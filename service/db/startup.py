@@ -10,8 +10,9 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -19,6 +20,9 @@ from service.db.migrate import SchemaHistory, SchemaVerdict, migrate
 from service.db.url import DatabaseURL
 from service.errors import StartupError
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from service.graphql.catalog import SqlFunction
 
 log = logging.getLogger("service.startup")
 
@@ -89,10 +93,12 @@ class Startup:
         *,
         history: SchemaHistory | None = None,
         on_phase: Callable[[Phase], None] | None = None,
+        functions: Sequence[SqlFunction] = (),
     ) -> None:
         self.url = url
         self.settings = settings
         self.history = history
+        self.functions = functions  # the models name them: present once migrated?
         self.on_phase = on_phase
         self.phase = Phase.waiting
         self.error: str | None = None
@@ -120,12 +126,55 @@ class Startup:
                 connect_timeout=settings.db_connect_timeout,
                 history=self.history,
             )
+            await check_functions(
+                self.url, self.functions, connect_timeout=settings.db_connect_timeout
+            )
         except StartupError as error:
             self.error = str(error)
             self._enter(Phase.failed)
             raise
         self._enter(Phase.done)
         return self.verdict
+
+
+# Each function's name (no arguments: an `integer` one takes the API's bigint too) in its
+# schema, or in the search path's.
+_MISSING = """
+SELECT i FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS f(schema, name, i)
+WHERE NOT EXISTS (
+    SELECT FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    WHERE p.proname = f.name
+      AND n.nspname = ANY(
+          CASE WHEN f.schema IS NULL THEN current_schemas(false) ELSE ARRAY[f.schema] END
+      )
+)
+"""
+
+
+async def check_functions(
+    url: DatabaseURL, functions: Sequence[SqlFunction], *, connect_timeout: float
+) -> None:
+    """StartupError unless the database has every SQL function the models name (computed
+    columns, query functions): without one, each request using it would fail, so it is a
+    deploy's mistake to stop at, as a missing migration is."""
+    if not functions:
+        return
+    connection = await asyncpg.connect(**url.asyncpg_kwargs(), timeout=connect_timeout)
+    try:
+        missing = await connection.fetch(
+            _MISSING, [f.schema for f in functions], [f.name for f in functions]
+        )
+    finally:
+        await connection.close()
+    if missing:
+        named = ", ".join(
+            f"{functions[row['i'] - 1].name} ({functions[row['i'] - 1].declared_by})"
+            for row in missing
+        )
+        raise StartupError(
+            f"the database has no function {named}: the models name it, so a migration must "
+            "create it"
+        )
 
 
 def _first_line(error: BaseException) -> str:

@@ -115,7 +115,7 @@ class ColumnInfo:
     enum_class: type[enum.Enum] | None = None
     array: bool = False  # a PostgreSQL array of `scalar` values
     # A computed column: the SQL function of the row that gives its value (`__computed_columns__`).
-    computed: str | None = None
+    computed: SqlFunction | None = None
 
     @property
     def orderable(self) -> bool:
@@ -145,8 +145,22 @@ class QueryFunction:
     (`__query_functions__`): `searchPosts(query:)` is a connection over `search_posts($1)`."""
 
     field: str  # searchPosts
-    sql_name: str  # "public"."search_posts"
+    function: SqlFunction
     arguments: tuple[ColumnInfo, ...]  # in the function's order; nullable ones optional
+
+
+@dataclass(frozen=True)
+class SqlFunction:
+    """A function a model names (computed columns, query functions), which a migration makes."""
+
+    schema: str | None  # None: the table's schema is the search path's (public)
+    name: str
+    declared_by: str  # "Post.__query_functions__"
+
+    @property
+    def sql_name(self) -> str:
+        schema = f'"{self.schema}".' if self.schema else ""
+        return f'{schema}"{self.name}"'
 
 
 @dataclass(frozen=True)
@@ -275,6 +289,11 @@ class ModelInfo:
             for c in self.columns.values()
             if c.orderable and (c.scalar in scalars or (bool(c.labels) and ENUMS in scalars))
         ]
+
+    def sql_functions(self) -> list[SqlFunction]:
+        """The SQL functions the model names: its computed columns' and query functions'."""
+        computed = [c.computed for c in self.columns.values() if c.computed is not None]
+        return computed + [f.function for f in self.query_functions]
 
     def column(self, db_name: str) -> ColumnInfo:
         """A column of the table (never a computed one) by its name there."""
@@ -412,7 +431,6 @@ def _computed_columns(model: type[SQLModel], table: Table) -> list[ColumnInfo]:
     declared: dict[str, type] = getattr(model, "__computed_columns__", {})
     if declared and getattr(model, "__read_view__", None):
         raise TypeError(f"{model.__name__}: computed columns need a model read from its table")
-    schema = f'"{table.schema}".' if table.schema else ""
     infos = []
     for name, python_type in declared.items():
         if python_type not in _SCALARS:
@@ -428,7 +446,9 @@ def _computed_columns(model: type[SQLModel], table: Table) -> list[ColumnInfo]:
                 primary_key=False,
                 private=False,
                 touch_on_update=False,
-                computed=f'{schema}"{table.name}_{name}"',
+                computed=SqlFunction(
+                    table.schema, f"{table.name}_{name}", f"{model.__name__}.__computed_columns__"
+                ),
             )
         )
     return infos
@@ -447,7 +467,6 @@ def _query_functions(model: type[SQLModel], table: Table) -> tuple[QueryFunction
     declared: dict[str, dict[str, Any]] = getattr(model, "__query_functions__", {})
     if declared and getattr(model, "__read_view__", None):
         raise TypeError(f"{model.__name__}: query functions need a model read from its table")
-    schema = f'"{table.schema}".' if table.schema else ""
     functions = []
     for name, arguments in declared.items():
         infos = []
@@ -478,7 +497,9 @@ def _query_functions(model: type[SQLModel], table: Table) -> tuple[QueryFunction
                     touch_on_update=False,
                 )
             )
-        functions.append(QueryFunction(camel(name), f'{schema}"{name}"', tuple(infos)))
+        declared_by = f"{model.__name__}.__query_functions__"
+        function = SqlFunction(table.schema, name, declared_by)
+        functions.append(QueryFunction(camel(name), function, tuple(infos)))
     return tuple(functions)
 
 

@@ -85,6 +85,19 @@ _SQLSTATE_CLASSES: dict[str, tuple[Code, str]] = {
 }
 
 
+# SQLSTATEs of class SV (free: PostgreSQL leaves classes from I to Z to others) are errors your
+# own SQL raises for the client, with its message: `RAISE EXCEPTION 'the event is full' USING
+# ERRCODE = 'SV409'` in a function or trigger. The digits pick the code, as HTTP's would;
+# any others are BAD_USER_INPUT.
+_OWN_CLASS = "SV"
+_OWN_CODES: dict[str, Code] = {
+    "401": Code.UNAUTHENTICATED,
+    "403": Code.FORBIDDEN,
+    "404": Code.NOT_FOUND,
+    "409": Code.CONFLICT,
+    "429": Code.LIMIT_EXCEEDED,
+}
+
 DATABASE_UNAVAILABLE = "the database is unavailable; try again shortly"
 DATABASE_BUSY = "every database connection is busy; try again shortly"
 # Class 08 (connection exception) and these: admin/crash shutdown, cannot connect now, too many
@@ -100,6 +113,10 @@ def _camel(name: str) -> str:
 def from_database(error: BaseException) -> ApiError:
     """A PostgreSQL error as an ApiError; the full text goes to the log only."""
     sqlstate = getattr(error, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate.startswith(_OWN_CLASS):
+        code = _OWN_CODES.get(sqlstate[2:], Code.BAD_USER_INPUT)
+        log.info("refused by the database's own rule: %s %s", sqlstate, code.value)
+        return ApiError(str(getattr(error, "message", "") or "refused"), code=code)
     known = _SQLSTATES.get(sqlstate) if isinstance(sqlstate, str) else None
     if known is None and isinstance(sqlstate, str) and sqlstate[:2] in _SQLSTATE_CLASSES:
         # The client's doing, so not an ERROR; the class name (not the text, which may quote

@@ -297,7 +297,7 @@ def _read_fields(b: _Builder, catalog: Catalog, *, live: bool) -> list[Strawberr
                     f"{model.type_name}Connection",
                     args={**arguments, **connection_args(model)},
                     description=f"A page of the {model.type_name} rows that the SQL function "
-                    f"{function.sql_name.replace(chr(34), '')} returns, of those visible to the "
+                    f"{function.function.name} returns, of those visible to the "
                     "caller." + then,
                 )
             )

@@ -264,7 +264,7 @@ class Emitter:
         the whole row (which a connection's page carries as `_row`)."""
         if column.computed is None:
             return f"{alias}.{_quote(column.name)}"
-        return f"{column.computed}({self._whole_rows.get(alias, alias)})"
+        return f"{column.computed.sql_name}({self._whole_rows.get(alias, alias)})"
 
     # objects
 
@@ -571,7 +571,7 @@ class Emitter:
             return c.model.read_from
         values = zip(c.source.function.arguments, c.source.arguments, strict=True)
         bound = ", ".join(self.bind_value(a, ref) for a, ref in values)
-        return f"{c.source.function.sql_name}({bound})"
+        return f"{c.source.function.function.sql_name}({bound})"
 
     def _base_conditions(self, c: Connection, a: str, parent: str | None) -> list[str]:
         conditions = []

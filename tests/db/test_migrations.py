@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import asyncpg
+import pytest
 
 from service.db.url import DatabaseURL
 from tests.support import ROOT, execute_sql, fetch_sql, service_env
@@ -142,3 +143,26 @@ def test_existing_auth_objects_are_left_alone(empty_database):
     )
     assert str(rows[0]["uid"]) == "00000000-0000-0000-0000-000000000001"
     assert rows[0]["columns"] == 4
+
+
+def test_the_functions_the_models_name_are_checked_by_name_in_their_schema(database):
+    from service.db.startup import check_functions
+    from service.errors import StartupError
+    from service.graphql.catalog import SqlFunction
+
+    present = [
+        SqlFunction(None, "search_posts", "Post.__query_functions__"),  # on the search path
+        SqlFunction("auth", "uid", "a test"),
+    ]
+    asyncio.run(check_functions(database, present, connect_timeout=5))
+    missing = [
+        SqlFunction("public", "posts_word_count", "Post.__computed_columns__"),
+        SqlFunction("auth", "search_posts", "User.__query_functions__"),  # another schema's
+    ]
+    with pytest.raises(StartupError) as raised:
+        asyncio.run(check_functions(database, present + missing, connect_timeout=5))
+    assert str(raised.value) == (
+        "the database has no function posts_word_count (Post.__computed_columns__), "
+        "search_posts (User.__query_functions__): the models name it, so a migration must "
+        "create it"
+    )

@@ -55,9 +55,20 @@ FUNCTIONS = (
     "CREATE FUNCTION events_between(since timestamptz, until timestamptz) RETURNS SETOF events "
     "LANGUAGE sql STABLE AS $$ SELECT * FROM events "
     "WHERE starts_at >= since AND (until IS NULL OR starts_at < until) $$",
-    # declared `integer`, as most would: GraphQL's Int fits it
+    # declared `integer`, as most would: GraphQL's Int fits it. It refuses a bad value with
+    # a message for the client: SQLSTATE class SV.
     "CREATE FUNCTION events_with_seats(at_least integer) RETURNS SETOF events "
-    "LANGUAGE sql STABLE AS $$ SELECT * FROM events WHERE seats >= at_least $$",
+    "LANGUAGE plpgsql STABLE AS $$ BEGIN "
+    "IF at_least < 0 THEN "
+    "RAISE EXCEPTION 'atLeast must be zero or more' USING ERRCODE = 'SV400'; END IF; "
+    "RETURN QUERY SELECT * FROM events WHERE seats >= at_least; END $$",
+    # a rule of the data that a trigger keeps, and tells the client about
+    "CREATE FUNCTION events_one_at_a_time() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    "IF EXISTS (SELECT FROM events WHERE starts_at = NEW.starts_at AND id <> NEW.id) THEN "
+    "RAISE EXCEPTION 'another event starts at %', NEW.starts_at USING ERRCODE = 'SV409'; "
+    "END IF; RETURN NEW; END $$",
+    "CREATE TRIGGER one_at_a_time BEFORE INSERT OR UPDATE ON events "
+    "FOR EACH ROW EXECUTE FUNCTION events_one_at_a_time()",
 )
 
 # (title, starts at, seats): one event a day in March
@@ -160,6 +171,23 @@ async def test_bad_arguments_are_client_errors(events):
         assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", (query, body)
 
 
+async def test_functions_and_triggers_refuse_with_messages_for_the_client(events):
+    body = await gql(events, "{ eventsWithSeats(atLeast: -1) { totalCount } }")
+    assert body["errors"][0]["message"] == "atLeast must be zero or more"
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    body = await gql(
+        events,
+        """mutation { createEvent(input: {title: "Clash", startsAt: "2026-03-02T19:00:00+01:00"})
+             { id } }""",
+    )
+    assert body["data"] is None
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "CONFLICT"
+    assert error["message"].startswith("another event starts at 2026-03-02 18:00:00")
+    body = await gql(events, '{ eventsBetween(since: "2026-03-01T00:00:00Z") { totalCount } }')
+    assert body["data"]["eventsBetween"]["totalCount"] == 10  # nothing was written
+
+
 @pytest.mark.parametrize(
     ("arguments", "problem"),
     [
@@ -183,11 +211,12 @@ def test_a_declaration_the_api_cannot_serve_stops_the_service_at_start(arguments
 
 
 def test_a_query_function_named_like_another_root_field_stops_the_service_at_start():
-    from service.graphql.catalog import Catalog, QueryFunction
+    from service.graphql.catalog import Catalog, QueryFunction, SqlFunction
     from service.graphql.schema import build_schema
 
     catalog = Catalog.from_registry()
     # comments_posts() would be `posts`, which Post's connection is already called
-    catalog["Comment"].query_functions = (QueryFunction("posts", '"comments_posts"', ()),)
+    function = SqlFunction(None, "comments_posts", "Comment.__query_functions__")
+    catalog["Comment"].query_functions = (QueryFunction("posts", function, ()),)
     with pytest.raises(TypeError, match="root fields named twice: posts"):
         build_schema(catalog)
