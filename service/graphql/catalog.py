@@ -140,9 +140,11 @@ class ColumnInfo:
 
 
 @dataclass(frozen=True)
-class QueryFunction:
-    """A root query answered by a SQL function that returns a set of the model's rows
-    (`__query_functions__`): `searchPosts(query:)` is a connection over `search_posts($1)`."""
+class RootFunction:
+    """A root field answered by a SQL function that returns a set of the model's rows: a query
+    (`__query_functions__`: `searchPosts(query:)` is a connection over `search_posts($1)`) or a
+    mutation (`__mutation_functions__`: `publishPosts(ids:)` the rows `publish_posts($1)`
+    returns)."""
 
     field: str  # searchPosts
     function: SqlFunction
@@ -198,7 +200,8 @@ class ModelInfo:
     update_model: type[BaseModel] | None = None
     # columns unique on their own (besides the primary key): each gets a root lookup
     unique: tuple[ColumnInfo, ...] = ()
-    query_functions: tuple[QueryFunction, ...] = ()
+    query_functions: tuple[RootFunction, ...] = ()
+    mutation_functions: tuple[RootFunction, ...] = ()
 
     @property
     def lookups(self) -> dict[str, ColumnInfo]:
@@ -293,7 +296,8 @@ class ModelInfo:
     def sql_functions(self) -> list[SqlFunction]:
         """The SQL functions the model names: its computed columns' and query functions'."""
         computed = [c.computed for c in self.columns.values() if c.computed is not None]
-        return computed + [f.function for f in self.query_functions]
+        roots = self.query_functions + self.mutation_functions
+        return computed + [f.function for f in roots]
 
     def column(self, db_name: str) -> ColumnInfo:
         """A column of the table (never a computed one) by its name there."""
@@ -367,7 +371,8 @@ def _model_info(mapper: Mapper[Any]) -> ModelInfo:
             raise TypeError(f"{name}.__computed_columns__: {info.name} is a column already")
         columns[info.field] = info
     return ModelInfo(
-        query_functions=_query_functions(model, table),
+        query_functions=_root_functions(model, table, "__query_functions__"),
+        mutation_functions=_root_functions(model, table, "__mutation_functions__"),
         unique=tuple(c for c in columns.values() if c.name in unique_names and not c.primary_key),
         model=model,
         table=table,
@@ -458,48 +463,52 @@ def _computed_columns(model: type[SQLModel], table: Table) -> list[ColumnInfo]:
 _CONNECTION_ARGUMENTS = frozenset({"first", "after", "last", "before", "filter", "orderBy"})
 
 
-def _query_functions(model: type[SQLModel], table: Table) -> tuple[QueryFunction, ...]:
-    """A model's `__query_functions__ = {"search_posts": {"query": str}}`: root queries, each a
-    SQL function in the table's schema (created by a migration) taking those arguments in that
-    order and returning `SETOF` the table. The function runs as the caller, so the rows it
-    returns are under Row Level Security; the API pages, filters and orders them like the
-    table's. An argument typed `X | None` is optional: left out, the function gets null."""
-    declared: dict[str, dict[str, Any]] = getattr(model, "__query_functions__", {})
+def _root_functions(
+    model: type[SQLModel], table: Table, attribute: str
+) -> tuple[RootFunction, ...]:
+    """A model's `__query_functions__ = {"search_posts": {"query": str}}` (or
+    `__mutation_functions__`): root fields, each a SQL function in the table's schema (created
+    by a migration) taking those arguments in that order and returning `SETOF` the table. The
+    function runs as the caller, under Row Level Security. A query's rows are paged, filtered
+    and ordered like the table's; a mutation's are returned as a list. An argument typed
+    `X | None` is optional: left out, the function gets null."""
+    declared: dict[str, dict[str, Any]] = getattr(model, attribute, {})
     if declared and getattr(model, "__read_view__", None):
-        raise TypeError(f"{model.__name__}: query functions need a model read from its table")
+        raise TypeError(f"{model.__name__}.{attribute}: needs a model read from its table")
     functions = []
     for name, arguments in declared.items():
         infos = []
         for argument, annotation in arguments.items():
-            where = f"{model.__name__}.__query_functions__[{name!r}][{argument!r}]"
+            where = f"{model.__name__}.{attribute}[{name!r}][{argument!r}]"
             if camel(argument) in _CONNECTION_ARGUMENTS:
                 raise TypeError(f"{where}: a connection's argument has this name")
             python_type = annotation
             if typing.get_origin(annotation) in (typing.Union, types.UnionType):
                 given = [t for t in typing.get_args(annotation) if t is not type(None)]
                 python_type = given[0] if len(given) == 1 else annotation
-            if python_type not in _SCALARS:
-                raise TypeError(f"{where}: not a column type")
+            # a list of values is an array (`ids: list[uuid.UUID]`: `uuid[]`)
+            array = typing.get_origin(python_type) is list
+            item = typing.get_args(python_type)[0] if array else python_type
+            if item not in _SCALARS:
+                raise TypeError(f"{where}: not a column type, nor a list of one")
             # GraphQL's Int is 32 bits: an `integer` fits a function's integer or bigint
-            sql_type = (
-                "integer" if python_type is int else _sql_type(python_type, DateTime(timezone=True))
-            )
+            sql_type = "integer" if item is int else _sql_type(item, DateTime(timezone=True))
             infos.append(
                 ColumnInfo(
                     name=argument,
                     field=camel(argument),
-                    python_type=python_type,
-                    scalar=_SCALARS[python_type],
-                    sql_type=sql_type,
+                    python_type=list if array else item,
+                    scalar=_SCALARS[item],
+                    sql_type=f"{sql_type}[]" if array else sql_type,
                     nullable=python_type is not annotation,
                     primary_key=False,
                     private=False,
                     touch_on_update=False,
+                    array=array,
                 )
             )
-        declared_by = f"{model.__name__}.__query_functions__"
-        function = SqlFunction(table.schema, name, declared_by)
-        functions.append(QueryFunction(camel(name), function, tuple(infos)))
+        function = SqlFunction(table.schema, name, f"{model.__name__}.{attribute}")
+        functions.append(RootFunction(camel(name), function, tuple(infos)))
     return tuple(functions)
 
 

@@ -326,7 +326,8 @@ class Executor:
         # and a failure rolls all of them back, so a client never sees half an operation applied.
         statements: list[tuple[str, Statement | None, Statement | None]] = []
         bound: dict[str, dict[str, Any]] = {}  # each field's variables and validated input
-        counted: set[str] = set()  # updateXs / deleteXs: held to a page of rows
+        # updateXs / deleteXs and mutation functions, held to a page of rows: what to say past it
+        counted: dict[str, str] = {}
         for f in plan.fields:
             if isinstance(f, Typename):
                 statements.append((f.key, None, None))
@@ -337,7 +338,9 @@ class Executor:
             statements.append((f.key, write, visible))
             bound[f.key] = {**coerced, WRITE_VALUES: values}
             if f.kind in ("update_many", "delete_many"):
-                counted.add(f.key)
+                counted[f.key] = _TOO_MANY
+            elif f.kind == "call":
+                counted[f.key] = _TOO_MANY_RETURNED
         limit = self.limits.max_page_size
 
         async def work(connection: asyncpg.Connection) -> list[bytes]:
@@ -353,7 +356,8 @@ class Executor:
                             statement.sql, *statement.bind(variables)
                         )
                         if rows > limit:  # raised in the transaction: it rolls back
-                            raise _AtField(key, LimitExceeded(_TOO_MANY.format(rows, limit)))
+                            too_many = counted[key].format(rows, limit)
+                            raise _AtField(key, LimitExceeded(too_many))
                         out.append(value)
                         continue
                     value = await connection.fetchval(statement.sql, *statement.bind(variables))
@@ -401,7 +405,7 @@ class Executor:
 
     def _validated_input(self, write: Write, coerced: dict[str, Any]) -> dict[str, Any]:
         """The columns to write and their values (for createXs, each column's list of them)."""
-        if write.kind in ("delete", "delete_many"):
+        if write.kind in ("delete", "delete_many", "call"):
             return {}
         # an upsert's input is a create's
         kind = "create" if write.conflict is not None else write.kind.removesuffix("_many")
@@ -468,6 +472,10 @@ _NOT_YOURS = "not allowed to change this row"
 _TOO_MANY = (
     "the filter matches {} rows you may change; at most {} change at once (MAX_PAGE_SIZE): "
     "nothing was changed, narrow the filter"
+)
+_TOO_MANY_RETURNED = (
+    "the function returned {} rows; at most {} are returned at once (MAX_PAGE_SIZE): nothing "
+    "was changed"
 )
 
 

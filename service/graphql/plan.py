@@ -56,8 +56,8 @@ from service.graphql.catalog import (
     Catalog,
     ColumnInfo,
     ModelInfo,
-    QueryFunction,
     RelationInfo,
+    RootFunction,
     aggregate_type,
     enum_name,
 )
@@ -88,6 +88,16 @@ class Var:
 Ref = Const | Var
 # An input object whose leaves may be variables: dicts, lists and refs.
 InputTree = Any
+
+
+@dataclass
+class Given:
+    """An argument's value given as a tree of constants and variables (a list of them)."""
+
+    tree: InputTree
+
+    def __call__(self, variables: Variables) -> Any:
+        return resolve_tree(self.tree, variables)
 
 
 def resolve_tree(tree: InputTree, variables: Variables) -> Any:
@@ -404,8 +414,8 @@ class GroupedAggregates:
 
 @dataclass
 class RowFunction:
-    function: QueryFunction
-    arguments: tuple[Ref, ...]  # a Const(None) for an argument left out
+    function: RootFunction
+    arguments: tuple[Ref | Given, ...]  # a Const(None) for an argument left out
 
 
 @dataclass
@@ -466,6 +476,7 @@ class Write:
     selection: ObjectSelection
     condition: Any = None  # updateXs / deleteXs: the rows their filter matches
     conflict: ColumnInfo | None = None  # upsertX(s): the unique column naming an existing row
+    source: RowFunction | None = None  # a mutation function: the call whose rows it returns
     # Its SQL per set of columns written (execute.py fills it): input values are bound.
     compiled: dict[tuple[str, ...], Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -507,6 +518,8 @@ class Planner:
         for m in catalog:
             for kind, field_name in m.mutation_names.items():
                 self.mutations[field_name] = (kind, m)
+            for function in m.mutation_functions:
+                self.mutations[function.field] = ("call", m)
 
     def plan(
         self,
@@ -556,11 +569,10 @@ class Planner:
                 return self._connection(ctx, key, model, None, nodes)
             for function in model.query_functions:
                 if name == function.field:
-                    values = tuple(
-                        ctx.scalar_ref(args, a.field) or Const(None) for a in function.arguments
-                    )
                     connection = self._connection(ctx, key, model, None, nodes)
-                    connection.source = RowFunction(function, values)
+                    connection.source = RowFunction(
+                        function, self._arguments(ctx, root.name, function, args)
+                    )
                     return connection
             column = model.lookups.get(name)
             if column is not None:
@@ -572,6 +584,12 @@ class Planner:
         name = nodes[0].name.value
         kind, model = self.mutations[name]
         args = nodes[0].arguments
+        if kind == "call":
+            function = next(f for f in model.mutation_functions if f.field == name)
+            source = RowFunction(function, self._arguments(ctx, "Mutation", function, args))
+            return Write(
+                key, kind, model, None, None, self._object(ctx, model, nodes), source=source
+            )
         id_ref = None
         if kind in ("update", "delete"):
             pk = model.primary_key.field
@@ -604,6 +622,20 @@ class Planner:
             if enum_name(column) == name:
                 return column
         raise BadUserInput(f"`onConflict`: no unique key {name}", field="onConflict")
+
+    def _arguments(
+        self, ctx: _Context, root: str, function: RootFunction, args: Any
+    ) -> tuple[Ref | Given, ...]:
+        """A root function's arguments as given; one left out (or null) is passed as null."""
+        values: list[Ref | Given] = []
+        for a in function.arguments:
+            if a.array:  # a list, whose items may be variables
+                type_ = self._argument_type(ctx, root, function.field, a.field)
+                tree = ctx.input_tree(args, a.field, type_, values_only=True)
+                values.append(Const(None) if tree is None else Given(tree))
+            else:
+                values.append(ctx.scalar_ref(args, a.field) or Const(None))
+        return tuple(values)
 
     def _argument_type(self, ctx: _Context, type_name: str, field_name: str, arg: str) -> Any:
         parent = self.schema.get_type(type_name)

@@ -31,6 +31,7 @@ from service.graphql.catalog import (
     Catalog,
     ColumnInfo,
     ModelInfo,
+    RootFunction,
     aggregate_type,
     api_fields,
     camel,
@@ -235,8 +236,9 @@ def build_schema(catalog: Catalog) -> GeneratedSchema:
     mutation_fields: list[StrawberryField] = []
     for model in catalog:
         mutation_fields.extend(_mutation_fields(b, model))
+        mutation_fields.extend(_mutation_function_fields(b, model))
     query = b.define("Query", _read_fields(b, catalog, live=False))
-    mutation = b.define("Mutation", mutation_fields) if mutation_fields else None
+    mutation = b.define("Mutation", _once(mutation_fields)) if mutation_fields else None
     # Live queries: the same fields, whose answer is sent again whenever it changes.
     subscription = b.define(
         "Subscription",
@@ -287,15 +289,11 @@ def _read_fields(b: _Builder, catalog: Catalog, *, live: bool) -> list[Strawberr
             )
         )
         for function in model.query_functions:
-            arguments = {
-                a.field: (f"{_annotation(a)}{' | None' if a.nullable else ''}", UNSET)
-                for a in function.arguments
-            }
             fields.append(
                 b.field(
                     function.field,
                     f"{model.type_name}Connection",
-                    args={**arguments, **connection_args(model)},
+                    args={**_function_arguments(function), **connection_args(model)},
                     description=f"A page of the {model.type_name} rows that the SQL function "
                     f"{function.function.name} returns, of those visible to the "
                     "caller." + then,
@@ -318,11 +316,23 @@ def _read_fields(b: _Builder, catalog: Catalog, *, live: bool) -> list[Strawberr
                 description="The caller's own user, or null when anonymous." + then,
             )
         )
+    return _once(fields)
+
+
+def _once(fields: list[StrawberryField]) -> list[StrawberryField]:
+    """The root fields, each name once: a root function may not be named like another field."""
     names = [f.graphql_name or f.python_name for f in fields]
     twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:  # a query function named like a model's field, say
-        raise TypeError(f"root fields named twice: {', '.join(map(str, twice))}")
+    if twice:
+        raise TypeError(f"root fields named twice: {', '.join(twice)}")
     return fields
+
+
+def _function_arguments(function: RootFunction) -> dict[str, tuple[str, Any]]:
+    return {
+        a.field: (f"{_annotation(a)}{' | None' if a.nullable else ''}", UNSET)
+        for a in function.arguments
+    }
 
 
 def _define_aggregates(b: _Builder, model: ModelInfo, *, group: bool = False) -> None:
@@ -679,6 +689,19 @@ def _mutation_fields(b: _Builder, model: ModelInfo) -> list[StrawberryField]:
         )
     )
     return fields
+
+
+def _mutation_function_fields(b: _Builder, model: ModelInfo) -> list[StrawberryField]:
+    return [
+        b.field(
+            function.field,
+            f"list[{model.type_name}]",
+            args=_function_arguments(function),
+            description=f"Calls the SQL function {function.function.name} as the caller: the "
+            f"{model.type_name} rows it returns, in its order (at most a page of them).",
+        )
+        for function in model.mutation_functions
+    ]
 
 
 def _upsert_fields(b: _Builder, model: ModelInfo) -> list[StrawberryField]:

@@ -52,6 +52,7 @@ from service.graphql.plan import (
     Ref,
     RelatedCount,
     RelatedRows,
+    RowFunction,
     ToOne,
     TotalCount,
     Typename,
@@ -567,11 +568,12 @@ class Emitter:
     def _rows_of(self, c: Connection) -> str:
         """What the connection's rows are read from: the model's table (or view), or its query
         function called with the request's values."""
-        if c.source is None:
-            return c.model.read_from
-        values = zip(c.source.function.arguments, c.source.arguments, strict=True)
+        return c.model.read_from if c.source is None else self._call(c.source)
+
+    def _call(self, source: RowFunction) -> str:
+        values = zip(source.function.arguments, source.arguments, strict=True)
         bound = ", ".join(self.bind_value(a, ref) for a, ref in values)
-        return f"{c.source.function.function.sql_name}({bound})"
+        return f"{source.function.function.sql_name}({bound})"
 
     def _base_conditions(self, c: Connection, a: str, parent: str | None) -> list[str]:
         conditions = []
@@ -798,6 +800,13 @@ class Emitter:
         a = self.alias()
         table = model.qualified_table
         pk = model.primary_key
+        if w.source is not None:
+            # A mutation function: its rows in the order it returns them, and how many
+            # (execute.py refuses more than a page, rolling back, as for updateXs).
+            return (
+                f"SELECT coalesce(json_agg({self.object(w.selection, a)}), '[]'::json), "
+                f"count(*) FROM {self._call(w.source)} {a}"
+            )
         if w.kind in ("create_many", "upsert_many"):
             if not columns:
                 return "SELECT '[]'::json"  # no rows given
