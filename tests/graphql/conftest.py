@@ -98,6 +98,22 @@ async def gql(
     return body
 
 
+async def statements_for(
+    url: DatabaseURL, query: str, variables: dict[str, Any] | None = None, **settings: Any
+) -> tuple[dict[str, Any], list[str]]:
+    """The response to one operation and every SQL statement the service sent for it: on a
+    pool of one connection, which already holds the anonymous caller."""
+    from tests.support import RunningService
+
+    statements: list[str] = []
+    service = RunningService(url, db_pool_size=1, **settings)
+    async with service as http:
+        async with service.app.state.pool.acquire() as connection:
+            connection.add_query_logger(lambda record: statements.append(record.query))
+        body = await gql(http, query, variables)
+    return body, statements
+
+
 @pytest.fixture
 async def engine(seeded: DatabaseURL) -> AsyncIterator[AsyncEngine]:
     """SQLAlchemy on the seeded database, for reference queries, with the reference's extra

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 
-from tests.graphql.conftest import ALICE, gql, post_id
-from tests.support import RunningService, execute_sql
+from tests.graphql.conftest import ALICE, gql, post_id, statements_for
+from tests.support import execute_sql
 
 Q2 = """
 query Q2 {
@@ -68,12 +68,7 @@ async def test_nested_pages_are_per_parent(api):
 
 
 async def _statements_for_q2(seeded, **settings) -> list[str]:
-    statements: list[str] = []
-    service = RunningService(seeded, db_pool_size=1, **settings)  # one connection: all it runs
-    async with service as http:
-        async with service.app.state.pool.acquire() as connection:
-            connection.add_query_logger(lambda record: statements.append(record.query))
-        body = await gql(http, Q2)
+    body, statements = await statements_for(seeded, Q2, **settings)
     assert len(body["data"]["posts"]["nodes"]) == 20
     return statements
 

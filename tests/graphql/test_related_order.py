@@ -8,7 +8,7 @@ Security and private columns do to them, and bad input.
 
 from __future__ import annotations
 
-from tests.graphql.conftest import ALICE, BOB, gql, post_id
+from tests.graphql.conftest import ALICE, BOB, gql, post_id, statements_for
 from tests.support import RunningService
 
 
@@ -55,16 +55,11 @@ async def test_comments_by_their_posts_title_and_posts_by_their_newest_comment(a
 
 
 async def test_a_nested_connection_orders_by_a_related_value_in_the_same_statement(seeded):
-    statements: list[str] = []
-    service = RunningService(seeded, db_pool_size=1)
-    async with service as http:
-        async with service.app.state.pool.acquire() as connection:
-            connection.add_query_logger(lambda record: statements.append(record.query))
-        query = """query($id: UUID!) { user(id: $id) {
-            posts(first: 2, orderBy: [{comments: {min: {body: ASC}}}, {title: DESC}]) {
-              nodes { title comments(orderBy: {author: {createdAt: DESC}}) { nodes { body } } }
-            } } }"""
-        body = await gql(http, query, {"id": ALICE})
+    query = """query($id: UUID!) { user(id: $id) {
+        posts(first: 2, orderBy: [{comments: {min: {body: ASC}}}, {title: DESC}]) {
+          nodes { title comments(orderBy: {author: {createdAt: DESC}}) { nodes { body } } }
+        } } }"""
+    body, statements = await statements_for(seeded, query, {"id": ALICE})
     posts = body["data"]["user"]["posts"]["nodes"]
     # every post's first comment body is "Comment 1 on post N": by min body, then title DESC
     assert [p["title"] for p in posts] == ["Post 10", "Post 12"]

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from service.db.url import DatabaseURL
-from tests.graphql.conftest import ALICE, BOB, gql
+from tests.graphql.conftest import ALICE, BOB, gql, statements_for
 from tests.support import RunningService
 
 # (title, content, published, author)
@@ -130,16 +130,11 @@ async def test_search_results_page_filter_order_and_count_like_posts(http, searc
 
 
 async def test_search_is_one_statement(searchable):
-    statements: list[str] = []
-    service = RunningService(searchable, db_pool_size=1)
-    async with service as http:
-        async with service.app.state.pool.acquire() as connection:
-            connection.add_query_logger(lambda record: statements.append(record.query))
-        body = await gql(
-            http,
-            """{ searchPosts(query: "benchmark") { nodes { title author { id }
-                   comments(first: 2) { nodes { body } } } } }""",
-        )
+    body, statements = await statements_for(
+        searchable,
+        """{ searchPosts(query: "benchmark") { nodes { title author { id }
+               comments(first: 2) { nodes { body } } } } }""",
+    )
     assert len(body["data"]["searchPosts"]["nodes"]) == 2
     assert len(statements) == 1, statements
 
