@@ -247,6 +247,21 @@ class ModelInfo:
         return names
 
     @property
+    def writes_by_unique(self) -> dict[str, tuple[str, ColumnInfo]]:
+        """Updates and deletes of the one row a unique column names, beside those by id:
+        `updateTicketByCode(code:, input:)`, `deleteTicketByCode(code:)`: kind and column by
+        root field name."""
+        if self.create_model is None:  # no writes at all
+            return {}
+        writes: dict[str, tuple[str, ColumnInfo]] = {}
+        for c in self.unique:
+            by = f"By{c.field[:1].upper()}{c.field[1:]}"
+            if self.update_model is not None:
+                writes[f"update{self.type_name}{by}"] = ("update", c)
+            writes[f"delete{self.type_name}{by}"] = ("delete", c)
+        return writes
+
+    @property
     def qualified_table(self) -> str:
         return _qualified(self.table)
 

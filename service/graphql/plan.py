@@ -476,6 +476,7 @@ class Write:
     selection: ObjectSelection
     condition: Any = None  # updateXs / deleteXs: the rows their filter matches
     conflict: ColumnInfo | None = None  # upsertX(s): the unique column naming an existing row
+    by: ColumnInfo | None = None  # updateX / deleteX: the unique column `id` is of (None: the key)
     source: RowFunction | None = None  # a mutation function: the call whose rows it returns
     # Its SQL per set of columns written (execute.py fills it): input values are bound.
     compiled: dict[tuple[str, ...], Any] = field(default_factory=dict, repr=False, compare=False)
@@ -515,11 +516,15 @@ class Planner:
         self.max_depth = max_depth
         self.connection_types = {f"{m.type_name}Connection": m for m in catalog}
         self.mutations: dict[str, tuple[str, ModelInfo]] = {}
+        self.by_unique: dict[str, ColumnInfo] = {}  # updateXByY / deleteXByY: Y's column
         for m in catalog:
             for kind, field_name in m.mutation_names.items():
                 self.mutations[field_name] = (kind, m)
             for function in m.mutation_functions:
                 self.mutations[function.field] = ("call", m)
+            for field_name, (kind, column) in m.writes_by_unique.items():
+                self.mutations[field_name] = (kind, m)
+                self.by_unique[field_name] = column
 
     def plan(
         self,
@@ -591,9 +596,10 @@ class Planner:
                 key, kind, model, None, None, self._object(ctx, model, nodes), source=source
             )
         id_ref = None
+        by = self.by_unique.get(name)
         if kind in ("update", "delete"):
-            pk = model.primary_key.field
-            id_ref = _required(ctx.scalar_ref(args, pk), pk)
+            named_by = (by or model.primary_key).field
+            id_ref = _required(ctx.scalar_ref(args, named_by), named_by)
         input_tree = None
         if kind not in ("delete", "delete_many"):
             argument = "inputs" if kind in ("create_many", "upsert_many") else "input"
@@ -609,7 +615,7 @@ class Planner:
         if kind in ("upsert", "upsert_many"):
             conflict = self._upsert_key(ctx, model, args)
         selection = self._object(ctx, model, nodes)
-        return Write(key, kind, model, id_ref, input_tree, selection, condition, conflict)
+        return Write(key, kind, model, id_ref, input_tree, selection, condition, conflict, by=by)
 
     @staticmethod
     def _upsert_key(ctx: _Context, model: ModelInfo, args: Any) -> ColumnInfo:

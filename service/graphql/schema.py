@@ -680,6 +680,19 @@ def _mutation_fields(b: _Builder, model: ModelInfo) -> list[StrawberryField]:
                 description="The deleted row, or null when no visible row had this id.",
             )
         )
+    for field_name, (kind, column) in model.writes_by_unique.items():
+        args = {column.field: (_annotation(column), UNSET)}
+        if kind == "update":
+            args["input"] = (f"{name}UpdateInput", UNSET)
+        fields.append(
+            b.field(
+                field_name,
+                f"{name} | None",
+                args=args,
+                description=f"The {kind}d row, or null when no visible row has this "
+                f"{column.field} (unique).",
+            )
+        )
     fields.append(
         b.field(
             names["delete_many"],

@@ -781,10 +781,10 @@ class Emitter:
         """Is the row an update or delete names visible to the caller?"""
         assert w.id is not None
         a = self.alias()
-        pk = w.model.primary_key
+        named_by = w.by or w.model.primary_key
         return (
             f"SELECT EXISTS (SELECT FROM {w.model.read_from} {a} "
-            f"WHERE {a}.{_quote(pk.name)} = {self.bind_value(pk, w.id)})"
+            f"WHERE {a}.{_quote(named_by.name)} = {self.bind_value(named_by, w.id)})"
         )
 
     # writes: one statement each, the write and the returned selection together
@@ -849,7 +849,8 @@ class Emitter:
             change += self._on_conflict(w, columns, a)
         else:
             assert w.id is not None
-            match = f"{a}.{_quote(pk.name)} = {self.bind_value(pk, w.id)}"
+            named_by = w.by or pk  # the key, or a unique column
+            match = f"{a}.{_quote(named_by.name)} = {self.bind_value(named_by, w.id)}"
             if w.kind == "delete":
                 change = f"DELETE FROM {table} AS {a} WHERE {match}"
             else:

@@ -1,4 +1,5 @@
-"""Upserts: `upsertX` / `upsertXs` for a model whose create input sets a unique column.
+"""Upserts: `upsertX` / `upsertXs` for a model whose create input sets a unique column; and
+updates and deletes of the row a unique column names (`updateProfileByHandle`).
 
 `Profile` (in a module written for the test, served by another process as in
 test_new_model.py) has a unique `handle` its create input sets, an owner filled from the token,
@@ -91,6 +92,8 @@ POLICIES = (
     "WITH CHECK ((SELECT auth.uid()) = owner_id)",
     "CREATE POLICY profiles_update_own ON profiles FOR UPDATE TO authenticated "
     "USING ((SELECT auth.uid()) = owner_id) WITH CHECK ((SELECT auth.uid()) = owner_id)",
+    "CREATE POLICY profiles_delete_own ON profiles FOR DELETE TO authenticated "
+    "USING ((SELECT auth.uid()) = owner_id)",
     "ALTER TABLE settings ENABLE ROW LEVEL SECURITY",
     "CREATE POLICY settings_own ON settings TO authenticated "
     "USING ((SELECT auth.uid()) = owner_id) WITH CHECK ((SELECT auth.uid()) = owner_id)",
@@ -271,3 +274,54 @@ async def test_a_unique_owner_column_makes_each_users_own_row_the_key(profiles, 
     finally:
         await connection.close()
     assert [tuple(r) for r in rows] == [(BOB, "light"), (ALICE, "solar")]
+
+
+async def test_a_unique_column_names_the_row_to_update_or_delete(profiles, seeded):
+    http = profiles
+    schema = await gql(
+        http,
+        """{ __type(name: "Mutation") { fields { name args { name type { kind ofType {
+             name } } } } } }""",
+    )
+    fields = {f["name"]: f["args"] for f in schema["data"]["__type"]["fields"]}
+    assert [(a["name"], a["type"]["ofType"]["name"]) for a in fields["deleteProfileByHandle"]] == [
+        ("handle", "String")
+    ]
+    assert [a["name"] for a in fields["updateProfileByHandle"]] == ["handle", "input"]
+    assert "updateSettingByOwnerId" in fields
+    # the partial unique index names no row, so it makes no write either
+    assert "updateProfileByOwnerId" not in fields
+
+    assert "errors" not in await _upsert(http, ALICE, handle="alice", bio="Mine")
+    update = """mutation($h: String!, $bio: String) {
+        updateProfileByHandle(handle: $h, input: {bio: $bio}) { handle bio ownerId } }"""
+    mine = await gql(http, update, {"h": "alice", "bio": "Changed"}, as_user=ALICE)
+    assert mine["data"]["updateProfileByHandle"] == {
+        "handle": "alice",
+        "bio": "Changed",
+        "ownerId": ALICE,
+    }
+    # a row the caller sees but may not change, as for updateX(id:)
+    theirs = await gql(http, update, {"h": "alice", "bio": "Bob's now"}, as_user=BOB)
+    assert theirs["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    nobody = await gql(http, update, {"h": "nobody", "bio": "x"}, as_user=BOB)
+    assert nobody == {"data": {"updateProfileByHandle": None}}
+
+    delete = """mutation($h: String!) { deleteProfileByHandle(handle: $h) { handle bio } }"""
+    refused = await gql(http, delete, {"h": "alice"}, as_user=BOB)
+    assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert await _rows(seeded) == [
+        {"handle": "alice", "bio": "Changed", "public": True, "owner": ALICE}
+    ]
+    deleted = await gql(http, delete, {"h": "alice"}, as_user=ALICE)
+    assert deleted["data"]["deleteProfileByHandle"] == {"handle": "alice", "bio": "Changed"}
+    gone = await gql(http, delete, {"h": "alice"}, as_user=ALICE)
+    assert gone == {"data": {"deleteProfileByHandle": None}}
+    assert await _rows(seeded) == []
+
+    # one row per user: the owner column names it
+    settings = """mutation($me: UUID!) {
+        upsertSetting(input: {theme: "dark"}) { theme }
+        updateSettingByOwnerId(ownerId: $me, input: {digest: false}) { theme digest } }"""
+    body = await gql(http, settings, {"me": ALICE}, as_user=ALICE)
+    assert body["data"]["updateSettingByOwnerId"] == {"theme": "dark", "digest": False}
