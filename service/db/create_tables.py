@@ -120,6 +120,10 @@ AFTER_TABLES = [
             SELECT * FROM public.posts
             WHERE search_vector @@ websearch_to_tsquery('english'::regconfig, query)
         $$""",
+    """CREATE FUNCTION public.search_posts_rank(post public.posts, query text) RETURNS real
+        LANGUAGE sql STABLE AS $$
+            SELECT ts_rank(post.search_vector, websearch_to_tsquery('english'::regconfig, query))
+        $$""",
 ]
 
 _ALEMBIC_TABLES = "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "

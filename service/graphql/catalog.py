@@ -149,6 +149,9 @@ class RootFunction:
     field: str  # searchPosts
     function: SqlFunction
     arguments: tuple[ColumnInfo, ...]  # in the function's order; nullable ones optional
+    # A query function's score of each row it returns, `rank(row, arguments...)`: its
+    # connection's order when the client gives none, best first (`__query_function_ranks__`).
+    rank: SqlFunction | None = None
 
 
 @dataclass(frozen=True)
@@ -312,7 +315,8 @@ class ModelInfo:
         """The SQL functions the model names: its computed columns' and query functions'."""
         computed = [c.computed for c in self.columns.values() if c.computed is not None]
         roots = self.query_functions + self.mutation_functions
-        return computed + [f.function for f in roots]
+        ranks = [f.rank for f in self.query_functions if f.rank is not None]
+        return computed + [f.function for f in roots] + ranks
 
     def column(self, db_name: str) -> ColumnInfo:
         """A column of the table (never a computed one) by its name there."""
@@ -490,6 +494,11 @@ def _root_functions(
     declared: dict[str, dict[str, Any]] = getattr(model, attribute, {})
     if declared and getattr(model, "__read_view__", None):
         raise TypeError(f"{model.__name__}.{attribute}: needs a model read from its table")
+    ranks: dict[str, str] = {}
+    if attribute == "__query_functions__":
+        ranks = getattr(model, "__query_function_ranks__", {})
+        for name in set(ranks) - set(declared):
+            raise TypeError(f"{model.__name__}.__query_function_ranks__: no query function {name}")
     functions = []
     for name, arguments in declared.items():
         infos = []
@@ -523,7 +532,12 @@ def _root_functions(
                 )
             )
         function = SqlFunction(table.schema, name, f"{model.__name__}.{attribute}")
-        functions.append(RootFunction(camel(name), function, tuple(infos)))
+        rank = None
+        if name in ranks:
+            rank = SqlFunction(
+                table.schema, ranks[name], f"{model.__name__}.__query_function_ranks__"
+            )
+        functions.append(RootFunction(camel(name), function, tuple(infos), rank))
     return tuple(functions)
 
 

@@ -246,6 +246,9 @@ class OrderKey:
     descending: bool
     path: tuple[RelationInfo, ...] = ()
     function: str | None = None
+    # A query function's rank (`column` is rank_column's): the call, whose arguments it takes
+    # after the row
+    ranked: RowFunction | None = field(default=None, compare=False, hash=False)
 
     @property
     def derived(self) -> bool:
@@ -278,6 +281,23 @@ class OrderKey:
         names = [r.field for r in self.path]
         names += [n for n in (self.function, self.column and self.column.field) if n]
         return ".".join(names)
+
+
+def rank_column(function: RootFunction) -> ColumnInfo:
+    """A query function's rank of a row, as a sort key sees it: a float, maybe null."""
+    assert function.rank is not None
+    return ColumnInfo(
+        name="rank",
+        field="rank",
+        python_type=float,
+        scalar="Float",
+        sql_type="float8",
+        nullable=True,
+        primary_key=False,
+        private=False,
+        touch_on_update=False,
+        computed=function.rank,
+    )
 
 
 COUNT = ColumnInfo(
@@ -575,9 +595,13 @@ class Planner:
             for function in model.query_functions:
                 if name == function.field:
                     connection = self._connection(ctx, key, model, None, nodes)
-                    connection.source = RowFunction(
-                        function, self._arguments(ctx, root.name, function, args)
-                    )
+                    source = RowFunction(function, self._arguments(ctx, root.name, function, args))
+                    connection.source = source
+                    ordered = ctx.structural(args, "orderBy", f"[{model.type_name}OrderBy!]")
+                    if function.rank is not None and not _plain(ordered):
+                        # no order asked for: the function's best rows first
+                        best = OrderKey(rank_column(function), True, ranked=source)
+                        connection.order = [best, *connection.order]
                     return connection
             column = model.lookups.get(name)
             if column is not None:

@@ -614,6 +614,11 @@ class Emitter:
         """A sub-select per relation of the path, over the rows the caller can see."""
         if not path:
             assert key.column is not None
+            if key.ranked is not None:  # a query function's rank of the row
+                assert key.column.computed is not None
+                values = zip(key.ranked.function.arguments, key.ranked.arguments, strict=True)
+                bound = "".join(f", {self.bind_value(c, ref)}" for c, ref in values)
+                return f"{key.column.computed.sql_name}({a}{bound})::float8"
             return self.value(key.column, a)
         relation, rest = path[0], path[1:]
         r = self.alias()

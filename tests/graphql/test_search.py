@@ -167,3 +167,51 @@ async def test_a_saved_search_is_a_live_query(searchable):
         await create_post(live, "Violin lessons", as_user=BOB)  # a draft: not Alice's
         await create_post(live, "A violin for Alice", as_user=ALICE)
         assert found(await socket.receive()) == ["A violin for Alice"]
+
+
+async def test_without_an_order_the_best_matches_come_first_page_by_page(http, searchable):
+    # (title, content): "violin" five, three and one times
+    ranked = [
+        ("All strings", "violin violin violin violin violin"),
+        ("Violin and viola", "violin lessons, violin"),
+        ("Music", "a violin once"),
+    ]
+    connection = await asyncpg.connect(**searchable.asyncpg_kwargs())
+    try:
+        # ids in the opposite order, so that the tie-breaker alone would list them worst first
+        await connection.executemany(
+            "INSERT INTO posts (id, title, content, published, author_id) "
+            "VALUES ($1, $2, $3, true, $4)",
+            [
+                (f"30000000-0000-0000-0000-{3 - i:012d}", title, content, ALICE)
+                for i, (title, content) in enumerate(ranked)
+            ],
+        )
+    finally:
+        await connection.close()
+    best_first = [title for title, _ in ranked]
+    body = await gql(http, '{ searchPosts(query: "violins") { nodes { title } } }')
+    assert [n["title"] for n in body["data"]["searchPosts"]["nodes"]] == best_first
+    # the rank is a keyset: one row a page, forward, then back from the end
+    page = """query($after: String, $before: String, $first: Int, $last: Int) {
+        searchPosts(query: "violins", first: $first, after: $after, last: $last,
+                    before: $before) {
+          pageInfo { hasNextPage endCursor startCursor } nodes { title } } }"""
+    seen: list[str] = []
+    variables: dict[str, Any] = {"first": 1}
+    while True:
+        result = (await gql(http, page, variables))["data"]["searchPosts"]
+        seen += [n["title"] for n in result["nodes"]]
+        if not result["pageInfo"]["hasNextPage"]:
+            break
+        variables = {"first": 1, "after": result["pageInfo"]["endCursor"]}
+    assert seen == best_first
+    last_two = (await gql(http, page, {"last": 2}))["data"]["searchPosts"]
+    assert [n["title"] for n in last_two["nodes"]] == best_first[1:]
+    before = await gql(http, page, {"last": 5, "before": last_two["pageInfo"]["startCursor"]})
+    assert [n["title"] for n in before["data"]["searchPosts"]["nodes"]] == best_first[:1]
+    # an order the client gives replaces the rank
+    body = await gql(
+        http, '{ searchPosts(query: "violins", orderBy: {title: ASC}) { nodes { title } } }'
+    )
+    assert [n["title"] for n in body["data"]["searchPosts"]["nodes"]] == sorted(best_first)

@@ -340,6 +340,20 @@ def test_a_declaration_the_api_cannot_serve_stops_the_service_at_start(arguments
         _root_functions(Event, table, "__query_functions__")  # type: ignore[arg-type]
 
 
+def test_a_rank_of_no_query_function_stops_the_service_at_start():
+    from sqlalchemy import Column, Integer, MetaData, Table
+
+    from service.graphql.catalog import _root_functions
+
+    class Event:
+        __query_functions__ = {"events_by": {"title": str}}
+        __query_function_ranks__ = {"events_by_name": "events_rank"}  # a typo
+
+    table = Table("events", MetaData(), Column("id", Integer, primary_key=True))
+    with pytest.raises(TypeError, match="no query function events_by_name"):
+        _root_functions(Event, table, "__query_functions__")  # type: ignore[arg-type]
+
+
 def test_a_query_function_named_like_another_root_field_stops_the_service_at_start():
     from service.graphql.catalog import Catalog, RootFunction, SqlFunction
     from service.graphql.schema import build_schema
