@@ -283,23 +283,6 @@ class OrderKey:
         return ".".join(names)
 
 
-def rank_column(function: RootFunction) -> ColumnInfo:
-    """A query function's rank of a row, as a sort key sees it: a float, maybe null."""
-    assert function.rank is not None
-    return ColumnInfo(
-        name="rank",
-        field="rank",
-        python_type=float,
-        scalar="Float",
-        sql_type="float8",
-        nullable=True,
-        primary_key=False,
-        private=False,
-        touch_on_update=False,
-        computed=function.rank,
-    )
-
-
 COUNT = ColumnInfo(
     name="count",
     field="count",
@@ -311,6 +294,21 @@ COUNT = ColumnInfo(
     private=False,
     touch_on_update=False,
 )
+
+
+def rank_column(function: RootFunction) -> ColumnInfo:
+    """A query function's rank of a row, as a sort key sees it: a float, maybe null."""
+    assert function.rank is not None
+    return replace(
+        COUNT,
+        name="rank",
+        field="rank",
+        python_type=float,
+        scalar="Float",
+        sql_type="float8",
+        nullable=True,
+        computed=function.rank,
+    )
 
 
 @dataclass
