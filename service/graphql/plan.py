@@ -246,6 +246,8 @@ class OrderKey:
     descending: bool
     path: tuple[RelationInfo, ...] = ()
     function: str | None = None
+    # Nulls sort as the least value (ASC_NULLS_FIRST, DESC_NULLS_LAST), not the greatest.
+    nulls_low: bool = False
     # A query function's rank (`column` is rank_column's): the call, whose arguments it takes
     # after the row
     ranked: RowFunction | None = field(default=None, compare=False, hash=False)
@@ -422,8 +424,9 @@ class GroupedAggregates:
 
     key: str
     group_by: list[tuple[ColumnInfo, str | None]]  # a column, truncated to a unit or not
-    # groups sorted by aggregates first: (function, its column or None for count, descending)
-    order: list[tuple[str, ColumnInfo | None, bool]]
+    # groups sorted by aggregates first: (function, its column or None for count, descending,
+    # nulls low)
+    order: list[tuple[str, ColumnInfo | None, bool, bool]]
     # which groups: (function, its column or None for count, a comparison of the value)
     having: list[tuple[str, ColumnInfo | None, Compare]]
     first: int  # groups at most, in that order and then the keys'
@@ -452,7 +455,10 @@ class Connection:
     @property
     def order_signature(self) -> str:
         # The type too: a cursor of another type's connection in the same order is refused.
-        keys = ",".join(f"{k.label}:{'D' if k.descending else 'A'}" for k in self.order)
+        keys = ",".join(
+            f"{k.label}:{'D' if k.descending else 'A'}{'n' if k.nulls_low else ''}"
+            for k in self.order
+        )
         return f"{self.model.type_name}/{keys}"
 
 
@@ -801,7 +807,8 @@ class Planner:
         name, operand = _only_entry(entry)
         relation = model.relations.get(name)
         if relation is None:
-            return OrderKey(model.columns[name], _descending(operand), path)
+            descending, nulls_low = _direction(operand)
+            return OrderKey(model.columns[name], descending, path, nulls_low=nulls_low)
         if len(path) >= self.max_depth:
             raise LimitExceeded(f"an `orderBy` may go through at most {self.max_depth} relations")
         target = self.catalog[relation.target]
@@ -810,9 +817,12 @@ class Planner:
             return self._order_key(target, operand, path)
         function, operand = _only_entry(operand)
         if function == "count":
-            return OrderKey(None, _descending(operand), path, function)
+            descending, nulls_low = _direction(operand)
+            return OrderKey(None, descending, path, function, nulls_low=nulls_low)
         field_name, direction = _only_entry(operand)
-        return OrderKey(target.columns[field_name], _descending(direction), path, function)
+        descending, nulls_low = _direction(direction)
+        column = target.columns[field_name]
+        return OrderKey(column, descending, path, function, nulls_low=nulls_low)
 
     def _condition(self, model: ModelInfo, value: Any, hops: int = 0) -> Any:
         """The filter as a condition tree; `hops` counts the relations passed through, held to
@@ -1076,16 +1086,17 @@ def _group_by(model: ModelInfo, given: Any) -> list[tuple[ColumnInfo, str | None
     return group_by
 
 
-def _group_order(model: ModelInfo, given: Any) -> list[tuple[str, ColumnInfo | None, bool]]:
-    """A group's `orderBy`: (function, its column or None for count, descending) each."""
-    order: list[tuple[str, ColumnInfo | None, bool]] = []
+def _group_order(model: ModelInfo, given: Any) -> list[tuple[str, ColumnInfo | None, bool, bool]]:
+    """A group's `orderBy`: (function, its column or None for count, descending, nulls low)
+    each."""
+    order: list[tuple[str, ColumnInfo | None, bool, bool]] = []
     for entry in _plain(given) or []:
         function, operand = _only_entry(entry)
         if function == "count":
-            order.append((function, None, _descending(operand)))
+            order.append((function, None, *_direction(operand)))
         else:
             field_name, direction = _only_entry(operand)
-            order.append((function, model.columns[field_name], _descending(direction)))
+            order.append((function, model.columns[field_name], *_direction(direction)))
     return order
 
 
@@ -1142,9 +1153,12 @@ def _only_entry(value: Any) -> tuple[str, Any]:
     return name, operand
 
 
-def _descending(direction: Any) -> bool:
+def _direction(direction: Any) -> tuple[bool, bool]:
+    """A SortDirection as (descending, nulls low): ASC_NULLS_FIRST is (False, True)."""
     direction = _plain(direction)
-    return getattr(direction, "value", direction) == "DESC"
+    name = str(getattr(direction, "value", direction))
+    descending = name.startswith("DESC")
+    return descending, name in ("ASC_NULLS_FIRST", "DESC_NULLS_LAST")
 
 
 def _plain(value: Any) -> Any:

@@ -87,10 +87,17 @@ def _annotation(column: ColumnInfo) -> str:
     return f"list[{scalar} | None]" if column.array else scalar
 
 
-@strawberry.enum(description="Sort direction of one `orderBy` entry.")
+@strawberry.enum(
+    description="Sort direction of one `orderBy` entry. Nulls come last in ASC and first in "
+    "DESC (as the greatest value, PostgreSQL's way), unless the direction says otherwise."
+)
 class SortDirection(enum.Enum):
     ASC = "ASC"
     DESC = "DESC"
+    ASC_NULLS_FIRST = "ASC_NULLS_FIRST"
+    ASC_NULLS_LAST = "ASC_NULLS_LAST"
+    DESC_NULLS_FIRST = "DESC_NULLS_FIRST"
+    DESC_NULLS_LAST = "DESC_NULLS_LAST"
 
 
 @strawberry.interface(description="An object with a global id, fetchable with `node(nodeId:)`.")

@@ -367,7 +367,7 @@ class Emitter:
         if c.page.before is not None:
             page_conditions.append(self._keyset(c, values, c.page.before, after=False))
         order = ", ".join(
-            f"{v} {'DESC' if k.descending != backward else 'ASC'}"
+            f"{v} {_sort(k.descending != backward, k.nulls_low)}"
             for k, v in zip(c.order, values, strict=True)
         )
         where = " AND ".join(page_conditions) or "true"
@@ -391,7 +391,7 @@ class Emitter:
             )
             in_page = "true"
             in_order = ", ".join(
-                f"{v} {'DESC' if k.descending else 'ASC'}"
+                f"{v} {_sort(k.descending, k.nulls_low)}"
                 for k, v in zip(c.order, sorted_as, strict=True)
             )
 
@@ -496,8 +496,8 @@ class Emitter:
         group = self.json_object(self._aggregate_pairs(part.parts, t, keys))
         # the sort values: the aggregates orderBy names, then the keys (nulls last)
         values = [
-            (self._aggregate_value(function, column, t), "DESC" if descending else "ASC")
-            for function, column, descending in part.order
+            (self._aggregate_value(function, column, t), _sort(descending, nulls_low))
+            for function, column, descending, nulls_low in part.order
         ]
         values += [(key, "ASC") for key in keys.values()]
         having = " AND ".join(
@@ -959,9 +959,18 @@ def _equal(column: str, param: str, key: OrderKey) -> str:
 
 
 def _follows(column: str, param: str, key: OrderKey, greater: bool) -> str:
-    """`column` sorts strictly after `param`; nulls count as the greatest value (PostgreSQL's)."""
+    """`column` sorts strictly after `param`; nulls count as the greatest value (PostgreSQL's),
+    or the least with `nulls_low`."""
+    op = ">" if greater else "<"
     if not key.value.nullable:
-        return f"{column} {'>' if greater else '<'} {param}"
-    if greater:
-        return f"({param} IS NOT NULL AND ({column} > {param} OR {column} IS NULL))"
-    return f"({column} IS NOT NULL AND ({param} IS NULL OR {column} < {param}))"
+        return f"{column} {op} {param}"
+    if greater != key.nulls_low:  # toward the nulls' end: a null follows every value
+        return f"({param} IS NOT NULL AND ({column} {op} {param} OR {column} IS NULL))"
+    return f"({column} IS NOT NULL AND ({param} IS NULL OR {column} {op} {param}))"
+
+
+def _sort(descending: bool, nulls_low: bool) -> str:
+    """An ORDER BY direction; nulls where PostgreSQL puts them unless they sort low."""
+    if not nulls_low:
+        return "DESC" if descending else "ASC"
+    return "DESC NULLS LAST" if descending else "ASC NULLS FIRST"

@@ -434,12 +434,29 @@ def order_value(kind: Kind, rel: Any, field: OrderField) -> Any:
     return sa.select(value).where(related.c[remote] == rel.c.id).scalar_subquery()
 
 
+# The API's sort directions; the placements of nulls they name.
+DIRECTIONS = (
+    "ASC",
+    "DESC",
+    "ASC_NULLS_FIRST",
+    "ASC_NULLS_LAST",
+    "DESC_NULLS_FIRST",
+    "DESC_NULLS_LAST",
+)
+
+
 def order_sql(kind: Kind, rel: sa.TableClause, order: list[tuple[OrderField, str]]) -> list[Any]:
-    """ORDER BY keys: the given ones (PostgreSQL's default null placement), then the id."""
+    """ORDER BY keys: the given ones (nulls where the direction puts them; PostgreSQL's
+    default, last in ASC and first in DESC, where it names none), then the id."""
     keys = []
     for field, direction in order:
         value = order_value(kind, rel, field)
-        keys.append(value.desc() if direction == "DESC" else value.asc())
+        key = value.desc() if direction.startswith("DESC") else value.asc()
+        if direction.endswith("_NULLS_FIRST"):
+            key = key.nulls_first()
+        elif direction.endswith("_NULLS_LAST"):
+            key = key.nulls_last()
+        keys.append(key)
     if all(field != "id" for field, _ in order):
         keys.append(rel.c.id.asc())
     return keys

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from service.db.url import DatabaseURL
 from tests.graphql.conftest import gql, post_id
 from tests.graphql.reference import (
+    DIRECTIONS,
     KINDS,
     RELATED_ORDER,
     USER_IDS,
@@ -178,7 +179,7 @@ def connections(kind: Kind, depth: int, root: bool = False) -> st.SearchStrategy
         return Conn(
             kind=kind,
             first=draw(st.one_of(st.none(), st.integers(0, 5 if root else 3))),
-            order=[(f, draw(st.sampled_from(["ASC", "DESC"]))) for f in fields],
+            order=[(f, draw(st.sampled_from(DIRECTIONS))) for f in fields],
             filter=draw(filters(kind)),
             parts=parts,
             style={

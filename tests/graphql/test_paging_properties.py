@@ -24,6 +24,7 @@ from tests.graphql.reference import (
     ALICE,
     BOB,
     COMMENT,
+    DIRECTIONS,
     POST,
     RELATED_ORDER,
     T0,
@@ -97,7 +98,7 @@ def cases(draw: st.DrawFn) -> Case:
     # columns, and values through relations: a related row's column, a count, a min or max
     choices: list[OrderField] = [*sorted(kind.columns), *RELATED_ORDER[kind.type_name]]
     fields = draw(st.lists(st.sampled_from(choices), max_size=3, unique=True))
-    order = [(f, draw(st.sampled_from(["ASC", "DESC"]))) for f in fields]
+    order = [(f, draw(st.sampled_from(DIRECTIONS))) for f in fields]
     inserts: dict[int, list[dict[str, Any]]] = {}
     for page, row in draw(
         st.lists(

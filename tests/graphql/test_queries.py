@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from tests.graphql.conftest import ALICE, gql, post_id, statements_for
+from tests.graphql.conftest import ALICE, BOB, gql, post_id, statements_for
 from tests.support import execute_sql
 
 Q2 = """
@@ -207,6 +207,33 @@ async def test_a_cursor_from_another_order_is_refused(api):
         {"c": cursor},
     )
     assert refused["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_a_direction_may_place_the_nulls(api):
+    # emails are private: Alice sees hers, and Bob's as null
+    query = """query($d: SortDirection!) { users(orderBy: [{email: $d}]) {
+        nodes { id } pageInfo { endCursor } } }"""
+
+    async def ids(direction: str) -> list[str]:
+        body = await gql(api, query, {"d": direction}, as_user=ALICE)
+        assert "errors" not in body, body
+        return [n["id"] for n in body["data"]["users"]["nodes"]]
+
+    alice_first, bob_first = [ALICE, BOB], [BOB, ALICE]
+    assert await ids("ASC") == await ids("ASC_NULLS_LAST") == alice_first
+    assert await ids("ASC_NULLS_FIRST") == bob_first
+    assert await ids("DESC") == await ids("DESC_NULLS_FIRST") == bob_first
+    assert await ids("DESC_NULLS_LAST") == alice_first
+    # a cursor of one placement is refused by the other
+    body = await gql(api, query, {"d": "ASC_NULLS_FIRST"}, as_user=ALICE)
+    cursor = body["data"]["users"]["pageInfo"]["endCursor"]
+    other = await gql(
+        api,
+        "query($c: String) { users(after: $c, orderBy: [{email: ASC}]) { totalCount } }",
+        {"c": cursor},
+        as_user=ALICE,
+    )
+    assert other["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 
 
 async def test_introspection_works_alongside_data(api):
