@@ -120,7 +120,7 @@ AFTER_TABLES = [
             SELECT * FROM public.posts
             WHERE search_vector @@ websearch_to_tsquery('english'::regconfig, query)
         $$""",
-    """CREATE FUNCTION public.search_posts_rank(post public.posts, query text) RETURNS real
+    """CREATE FUNCTION public.posts_search_rank(post public.posts, query text) RETURNS real
         LANGUAGE sql STABLE AS $$
             SELECT ts_rank(post.search_vector, websearch_to_tsquery('english'::regconfig, query))
         $$""",

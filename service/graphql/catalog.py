@@ -116,6 +116,8 @@ class ColumnInfo:
     array: bool = False  # a PostgreSQL array of `scalar` values
     # A computed column: the SQL function of the row that gives its value (`__computed_columns__`).
     computed: SqlFunction | None = None
+    # A computed column's arguments besides the row (`searchRank(query:)`), in its order.
+    arguments: tuple[ColumnInfo, ...] = ()
 
     @property
     def orderable(self) -> bool:
@@ -205,6 +207,9 @@ class ModelInfo:
     unique: tuple[ColumnInfo, ...] = ()
     query_functions: tuple[RootFunction, ...] = ()
     mutation_functions: tuple[RootFunction, ...] = ()
+    # computed columns that take arguments, by field name: selected only (not in `columns`,
+    # so never filtered, ordered or aggregated, which would need their arguments)
+    computed_calls: dict[str, ColumnInfo] = field(default_factory=dict)
 
     @property
     def lookups(self) -> dict[str, ColumnInfo]:
@@ -282,7 +287,9 @@ class ModelInfo:
 
     @property
     def has_computed(self) -> bool:
-        return any(c.computed is not None for c in self.columns.values())
+        return bool(self.computed_calls) or any(
+            c.computed is not None for c in self.columns.values()
+        )
 
     @property
     def every_row_visible(self) -> bool:
@@ -313,7 +320,8 @@ class ModelInfo:
 
     def sql_functions(self) -> list[SqlFunction]:
         """The SQL functions the model names: its computed columns' and query functions'."""
-        computed = [c.computed for c in self.columns.values() if c.computed is not None]
+        every = [*self.columns.values(), *self.computed_calls.values()]
+        computed = [c.computed for c in every if c.computed is not None]
         roots = self.query_functions + self.mutation_functions
         ranks = [f.rank for f in self.query_functions if f.rank is not None]
         return computed + [f.function for f in roots] + ranks
@@ -385,11 +393,13 @@ def _model_info(mapper: Mapper[Any]) -> ModelInfo:
         and len(i.expressions) == len(i.columns)
     ]
     unique_names |= {key[0].name for key in keys if len(key) == 1}
+    computed_calls: dict[str, ColumnInfo] = {}
     for info in _computed_columns(model, table):
         if info.field in columns:
             raise TypeError(f"{name}.__computed_columns__: {info.name} is a column already")
-        columns[info.field] = info
+        (computed_calls if info.arguments else columns)[info.field] = info
     return ModelInfo(
+        computed_calls=computed_calls,
         query_functions=_root_functions(model, table, "__query_functions__"),
         mutation_functions=_root_functions(model, table, "__mutation_functions__"),
         unique=tuple(c for c in columns.values() if c.name in unique_names and not c.primary_key),
@@ -452,13 +462,16 @@ def _computed_columns(model: type[SQLModel], table: Table) -> list[ColumnInfo]:
     computed by SQL functions of the row, `<table>_<name>(<table>)` in the table's schema, as
     PostGraphile names them (a migration creates the function). They run as the caller, so
     what they read is under Row Level Security too."""
-    declared: dict[str, type] = getattr(model, "__computed_columns__", {})
+    declared: dict[str, Any] = getattr(model, "__computed_columns__", {})
     if declared and getattr(model, "__read_view__", None):
         raise TypeError(f"{model.__name__}: computed columns need a model read from its table")
     infos = []
-    for name, python_type in declared.items():
+    for name, spec in declared.items():
+        where = f"{model.__name__}.__computed_columns__[{name!r}]"
+        # `(float, {"query": str})`: a function of the row and these arguments
+        python_type, arguments = spec if isinstance(spec, tuple) else (spec, {})
         if python_type not in _SCALARS:
-            raise TypeError(f"{model.__name__}.__computed_columns__[{name!r}]: not a column type")
+            raise TypeError(f"{where}: not a column type")
         infos.append(
             ColumnInfo(
                 name=name,
@@ -473,6 +486,7 @@ def _computed_columns(model: type[SQLModel], table: Table) -> list[ColumnInfo]:
                 computed=SqlFunction(
                     table.schema, f"{table.name}_{name}", f"{model.__name__}.__computed_columns__"
                 ),
+                arguments=_arguments(where, arguments),
             )
         )
     return infos
@@ -501,44 +515,52 @@ def _root_functions(
             raise TypeError(f"{model.__name__}.__query_function_ranks__: no query function {name}")
     functions = []
     for name, arguments in declared.items():
-        infos = []
-        for argument, annotation in arguments.items():
-            where = f"{model.__name__}.{attribute}[{name!r}][{argument!r}]"
+        where = f"{model.__name__}.{attribute}[{name!r}]"
+        for argument in arguments:
             if camel(argument) in _CONNECTION_ARGUMENTS:
-                raise TypeError(f"{where}: a connection's argument has this name")
-            python_type = annotation
-            if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-                given = [t for t in typing.get_args(annotation) if t is not type(None)]
-                python_type = given[0] if len(given) == 1 else annotation
-            # a list of values is an array (`ids: list[uuid.UUID]`: `uuid[]`)
-            array = typing.get_origin(python_type) is list
-            item = typing.get_args(python_type)[0] if array else python_type
-            if item not in _SCALARS:
-                raise TypeError(f"{where}: not a column type, nor a list of one")
-            # GraphQL's Int is 32 bits: an `integer` fits a function's integer or bigint
-            sql_type = "integer" if item is int else _sql_type(item, DateTime(timezone=True))
-            infos.append(
-                ColumnInfo(
-                    name=argument,
-                    field=camel(argument),
-                    python_type=list if array else item,
-                    scalar=_SCALARS[item],
-                    sql_type=f"{sql_type}[]" if array else sql_type,
-                    nullable=python_type is not annotation,
-                    primary_key=False,
-                    private=False,
-                    touch_on_update=False,
-                    array=array,
-                )
-            )
+                raise TypeError(f"{where}[{argument!r}]: a connection's argument has this name")
+        infos = _arguments(where, arguments)
         function = SqlFunction(table.schema, name, f"{model.__name__}.{attribute}")
         rank = None
         if name in ranks:
             rank = SqlFunction(
                 table.schema, ranks[name], f"{model.__name__}.__query_function_ranks__"
             )
-        functions.append(RootFunction(camel(name), function, tuple(infos), rank))
+        functions.append(RootFunction(camel(name), function, infos, rank))
     return tuple(functions)
+
+
+def _arguments(where: str, arguments: dict[str, Any]) -> tuple[ColumnInfo, ...]:
+    """A SQL function's arguments as the API takes them, from their Python types: a column
+    type, or a list of one (an array: `ids: list[uuid.UUID]` is `uuid[]`); `X | None` is
+    optional (left out, the function gets null)."""
+    infos = []
+    for argument, annotation in arguments.items():
+        python_type = annotation
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+            given = [t for t in typing.get_args(annotation) if t is not type(None)]
+            python_type = given[0] if len(given) == 1 else annotation
+        array = typing.get_origin(python_type) is list
+        item = typing.get_args(python_type)[0] if array else python_type
+        if item not in _SCALARS:
+            raise TypeError(f"{where}[{argument!r}]: not a column type, nor a list of one")
+        # GraphQL's Int is 32 bits: an `integer` fits a function's integer or bigint
+        sql_type = "integer" if item is int else _sql_type(item, DateTime(timezone=True))
+        infos.append(
+            ColumnInfo(
+                name=argument,
+                field=camel(argument),
+                python_type=list if array else item,
+                scalar=_SCALARS[item],
+                sql_type=f"{sql_type}[]" if array else sql_type,
+                nullable=python_type is not annotation,
+                primary_key=False,
+                private=False,
+                touch_on_update=False,
+                array=array,
+            )
+        )
+    return tuple(infos)
 
 
 def _python_type(type_: Any, annotation: Any) -> Any:

@@ -209,6 +209,8 @@ class Typename:
 class ColumnField:
     key: str
     column: ColumnInfo
+    # a computed column's arguments besides the row, as given (`searchRank(query: $q)`)
+    arguments: tuple[Ref | Given, ...] = ()
 
 
 @dataclass
@@ -310,6 +312,7 @@ def rank_column(function: RootFunction) -> ColumnInfo:
         sql_type="float8",
         nullable=True,
         computed=function.rank,
+        arguments=function.arguments,
     )
 
 
@@ -599,7 +602,8 @@ class Planner:
             for function in model.query_functions:
                 if name == function.field:
                     connection = self._connection(ctx, key, model, None, nodes)
-                    source = RowFunction(function, self._arguments(ctx, root.name, function, args))
+                    given = self._arguments(ctx, root.name, name, function.arguments, args)
+                    source = RowFunction(function, given)
                     connection.source = source
                     ordered = ctx.structural(args, "orderBy", f"[{model.type_name}OrderBy!]")
                     if function.rank is not None and not _plain(ordered):
@@ -619,7 +623,8 @@ class Planner:
         args = nodes[0].arguments
         if kind == "call":
             function = next(f for f in model.mutation_functions if f.field == name)
-            source = RowFunction(function, self._arguments(ctx, "Mutation", function, args))
+            given = self._arguments(ctx, "Mutation", name, function.arguments, args)
+            source = RowFunction(function, given)
             return Write(
                 key, kind, model, None, None, self._object(ctx, model, nodes), source=source
             )
@@ -658,13 +663,19 @@ class Planner:
         raise BadUserInput(f"`onConflict`: no unique key {name}", field="onConflict")
 
     def _arguments(
-        self, ctx: _Context, root: str, function: RootFunction, args: Any
+        self,
+        ctx: _Context,
+        parent: str,
+        field_name: str,
+        arguments: tuple[ColumnInfo, ...],
+        args: Any,
     ) -> tuple[Ref | Given, ...]:
-        """A root function's arguments as given; one left out (or null) is passed as null."""
+        """A SQL function's arguments as given to its field (`field_name` of the type
+        `parent`); one left out (or null) is passed as null."""
         values: list[Ref | Given] = []
-        for a in function.arguments:
+        for a in arguments:
             if a.array:  # a list, whose items may be variables
-                type_ = self._argument_type(ctx, root, function.field, a.field)
+                type_ = self._argument_type(ctx, parent, field_name, a.field)
                 tree = ctx.input_tree(args, a.field, type_, values_only=True)
                 values.append(Const(None) if tree is None else Given(tree))
             else:
@@ -690,6 +701,11 @@ class Planner:
                 selection.fields.append(NodeIdField(key))
             elif name in model.columns:
                 selection.fields.append(ColumnField(key, model.columns[name]))
+            elif name in model.computed_calls:
+                column = model.computed_calls[name]
+                arguments = subnodes[0].arguments
+                given = self._arguments(ctx, model.type_name, name, column.arguments, arguments)
+                selection.fields.append(ColumnField(key, column, given))
             else:
                 relation = model.relations[name]
                 target = self.catalog[relation.target]

@@ -31,7 +31,6 @@ from service.graphql.catalog import (
     Catalog,
     ColumnInfo,
     ModelInfo,
-    RootFunction,
     aggregate_type,
     api_fields,
     camel,
@@ -300,7 +299,7 @@ def _read_fields(b: _Builder, catalog: Catalog, *, live: bool) -> list[Strawberr
                 b.field(
                     function.field,
                     f"{model.type_name}Connection",
-                    args={**_function_arguments(function), **connection_args(model)},
+                    args={**_function_arguments(function.arguments), **connection_args(model)},
                     description=f"A page of the {model.type_name} rows that the SQL function "
                     f"{function.function.name} returns, of those visible to the "
                     "caller." + then,
@@ -335,10 +334,10 @@ def _once(fields: list[StrawberryField]) -> list[StrawberryField]:
     return fields
 
 
-def _function_arguments(function: RootFunction) -> dict[str, tuple[str, Any]]:
+def _function_arguments(arguments: tuple[ColumnInfo, ...]) -> dict[str, tuple[str, Any]]:
+    """A SQL function's arguments as a field's: optional where their type is."""
     return {
-        a.field: (f"{_annotation(a)}{' | None' if a.nullable else ''}", UNSET)
-        for a in function.arguments
+        a.field: (f"{_annotation(a)}{' | None' if a.nullable else ''}", UNSET) for a in arguments
     }
 
 
@@ -503,6 +502,10 @@ def _define_model_types(b: _Builder, catalog: Catalog, model: ModelInfo) -> None
         )
     for column in model.columns.values():
         fields.append(b.field(column.field, _output_type(column)))
+    for column in model.computed_calls.values():
+        fields.append(
+            b.field(column.field, _output_type(column), args=_function_arguments(column.arguments))
+        )
     for rel in model.relations.values():
         target = catalog[rel.target]
         if rel.to_many:
@@ -716,7 +719,7 @@ def _mutation_function_fields(b: _Builder, model: ModelInfo) -> list[StrawberryF
         b.field(
             function.field,
             f"list[{model.type_name}]",
-            args=_function_arguments(function),
+            args=_function_arguments(function.arguments),
             description=f"Calls the SQL function {function.function.name} as the caller: the "
             f"{model.type_name} rows it returns, in its order (at most a page of them).",
         )

@@ -260,12 +260,14 @@ class Emitter:
             return placeholder
         return f"{placeholder}::{column.sql_type}[]"
 
-    def value(self, column: ColumnInfo, alias: str) -> str:
+    def value(self, column: ColumnInfo, alias: str, arguments: tuple[Getter, ...] = ()) -> str:
         """A column's value in the row `alias` names; a computed column's, its function of
-        the whole row (which a connection's page carries as `_row`)."""
+        the whole row (which a connection's page carries as `_row`) and of its `arguments`."""
         if column.computed is None:
             return f"{alias}.{_quote(column.name)}"
-        return f"{column.computed.sql_name}({self._whole_rows.get(alias, alias)})"
+        given = zip(column.arguments, arguments, strict=True)
+        bound = "".join(f", {self.bind_value(a, ref)}" for a, ref in given)
+        return f"{column.computed.sql_name}({self._whole_rows.get(alias, alias)}{bound})"
 
     # objects
 
@@ -281,7 +283,7 @@ class Emitter:
         pairs: list[tuple[str, str]] = []
         for f in selection.fields:
             if isinstance(f, ColumnField):
-                pairs.append((f.key, self.value(f.column, alias)))
+                pairs.append((f.key, self.value(f.column, alias, f.arguments)))
             elif isinstance(f, NodeIdField):
                 pk = f"{alias}.{_quote(model.primary_key.name)}::text"
                 prefix = _literal(model.type_name + ":")
@@ -615,10 +617,7 @@ class Emitter:
         if not path:
             assert key.column is not None
             if key.ranked is not None:  # a query function's rank of the row
-                assert key.column.computed is not None
-                values = zip(key.ranked.function.arguments, key.ranked.arguments, strict=True)
-                bound = "".join(f", {self.bind_value(c, ref)}" for c, ref in values)
-                return f"{key.column.computed.sql_name}({a}{bound})::float8"
+                return f"{self.value(key.column, a, key.ranked.arguments)}::float8"
             return self.value(key.column, a)
         relation, rest = path[0], path[1:]
         r = self.alias()

@@ -30,9 +30,11 @@ class Post(PostBase, table=True):
     # The newest-first page is the common read; the id makes it a keyset for cursors.
     __table_args__ = (Index("ix_posts_created_at_id", "created_at", "id"),)
     # searchPosts(query:): the rows search_posts(text) returns (migration 0006), best first
-    # by search_posts_rank(posts, text) unless the client orders them (0007)
+    # by posts_search_rank(posts, text) unless the client orders them (0007); that rank is
+    # also a post's searchRank(query:)
     __query_functions__ = {"search_posts": {"query": str}}
-    __query_function_ranks__ = {"search_posts": "search_posts_rank"}
+    __query_function_ranks__ = {"search_posts": "posts_search_rank"}
+    __computed_columns__ = {"search_rank": (float, {"query": str})}
 
     id: uuid.UUID = uuid_primary_key()
     author_id: uuid.UUID = owner_id()

@@ -215,3 +215,41 @@ async def test_without_an_order_the_best_matches_come_first_page_by_page(http, s
         http, '{ searchPosts(query: "violins", orderBy: {title: ASC}) { nodes { title } } }'
     )
     assert [n["title"] for n in body["data"]["searchPosts"]["nodes"]] == sorted(best_first)
+
+
+async def test_a_posts_search_rank_is_a_field_taking_the_query(http, searchable):
+    # the rank that orders searchPosts, as PostgreSQL's ts_rank gives it (written out here)
+    connection = await asyncpg.connect(**searchable.asyncpg_kwargs())
+    try:
+        rows = await connection.fetch(
+            "SELECT id::text, ts_rank(to_tsvector('english', title || ' ' || content), "
+            "websearch_to_tsquery('english', 'benchmark')) AS rank FROM posts"
+        )
+    finally:
+        await connection.close()
+    expected = {r["id"]: r["rank"] for r in rows}
+    body = await gql(
+        http,
+        """query($q: String!) {
+             searchPosts(query: $q) { nodes { id searchRank(query: $q) } }
+             posts(first: 100) { nodes { id searchRank(query: $q) } }
+             comments(first: 3) { nodes { post { id searchRank(query: $q) } } } }""",
+        {"q": "benchmark"},
+    )
+    assert "errors" not in body, body
+    data = body["data"]
+    found = data["searchPosts"]["nodes"]
+    assert len(found) == 2 and all(n["searchRank"] > 0 for n in found)
+    every = found + data["posts"]["nodes"] + [n["post"] for n in data["comments"]["nodes"]]
+    for node in every:
+        assert node["searchRank"] == pytest.approx(expected[node["id"]], rel=1e-6)
+    assert sum(1 for n in data["posts"]["nodes"] if n["searchRank"] > 0) == 2
+    # a write returns it too, of the words just stored
+    body = await gql(
+        http,
+        """mutation { createPost(input: {title: "Benchmarks", content: "benchmark it"}) {
+             searchRank(query: "benchmark") other: searchRank(query: "violin") } }""",
+        as_user=ALICE,
+    )
+    assert body["data"]["createPost"]["searchRank"] > 0
+    assert body["data"]["createPost"]["other"] == 0
