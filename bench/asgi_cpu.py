@@ -54,13 +54,19 @@ async def fixtures(dsn: str) -> dict[str, Any]:
 
 def request_for(op: str, variables: dict[str, Any] | None, token: str) -> tuple[dict, bytes]:
     body = orjson.dumps({"query": (QUERIES / f"{op}.graphql").read_text(), "variables": variables})
+    return post_graphql(body, token), body
+
+
+def post_graphql(body: bytes, token: str | None = None) -> dict[str, Any]:
+    """The ASGI scope of `POST /graphql` with this JSON body (and a bearer token)."""
     headers = [
         (b"host", b"bench"),
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
-        (b"authorization", b"Bearer " + token.encode()),
     ]
-    scope = {
+    if token is not None:
+        headers.append((b"authorization", b"Bearer " + token.encode()))
+    return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -74,7 +80,6 @@ def request_for(op: str, variables: dict[str, Any] | None, token: str) -> tuple[
         "client": ("127.0.0.1", 1),
         "server": ("127.0.0.1", 80),
     }
-    return scope, body
 
 
 async def send_one(app: Any, scope: dict, body: bytes) -> bytes:

@@ -17,7 +17,7 @@ import time
 
 import orjson
 import uvloop
-from asgi_cpu import send_one  # (bench/, the script's folder)
+from asgi_cpu import post_graphql, send_one  # (bench/, the script's folder)
 
 from service.app import create_app
 from service.settings import get_settings
@@ -41,30 +41,6 @@ OPERATIONS = {
 }
 
 
-def request(query: str) -> tuple[dict, bytes]:
-    body = orjson.dumps({"query": query})
-    headers = [
-        (b"host", b"bench"),
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/graphql",
-        "raw_path": b"/graphql",
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers,
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-    }
-    return scope, body
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=7, help="timed requests per operation")
@@ -74,7 +50,8 @@ async def main() -> None:
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         for name, query in OPERATIONS.items():
-            scope, body = request(query)
+            body = orjson.dumps({"query": query})
+            scope = post_graphql(body)
             answer = orjson.loads(await send_one(app, scope, body))  # the warm-up
             assert "errors" not in answer, (name, answer["errors"])
             times = []
