@@ -85,6 +85,11 @@ def snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
+def _by(column: ColumnInfo) -> str:
+    """How a root field names the unique column it finds a row by: `ByCode`."""
+    return f"By{column.field[:1].upper()}{column.field[1:]}"
+
+
 def enum_name(column: ColumnInfo) -> str:
     """A column as a value of a generated enum (`XUniqueKey`, `XGroupBy`): `postId` -> POST_ID."""
     return snake(column.field).upper()
@@ -214,7 +219,7 @@ class ModelInfo:
     @property
     def lookups(self) -> dict[str, ColumnInfo]:
         """Root fields that find one row by a unique column: `ticketByCode(code:)`."""
-        return {f"{self.single}By{c.field[:1].upper()}{c.field[1:]}": c for c in self.unique}
+        return {f"{self.single}{_by(c)}": c for c in self.unique}
 
     @property
     def keyed_by_one(self) -> bool:
@@ -263,10 +268,9 @@ class ModelInfo:
             return {}
         writes: dict[str, tuple[str, ColumnInfo]] = {}
         for c in self.unique:
-            by = f"By{c.field[:1].upper()}{c.field[1:]}"
             if self.update_model is not None:
-                writes[f"update{self.type_name}{by}"] = ("update", c)
-            writes[f"delete{self.type_name}{by}"] = ("delete", c)
+                writes[f"update{self.type_name}{_by(c)}"] = ("update", c)
+            writes[f"delete{self.type_name}{_by(c)}"] = ("delete", c)
         return writes
 
     @property

@@ -250,9 +250,9 @@ class OrderKey:
     function: str | None = None
     # Nulls sort as the least value (ASC_NULLS_FIRST, DESC_NULLS_LAST), not the greatest.
     nulls_low: bool = False
-    # A query function's rank (`column` is rank_column's): the call, whose arguments it takes
-    # after the row
-    ranked: RowFunction | None = field(default=None, compare=False, hash=False)
+    # a computed column's arguments besides the row (a query function's rank takes its
+    # function's), as ColumnField's
+    arguments: tuple[Ref | Given, ...] = field(default=(), compare=False, hash=False)
 
     @property
     def derived(self) -> bool:
@@ -608,7 +608,7 @@ class Planner:
                     ordered = ctx.structural(args, "orderBy", f"[{model.type_name}OrderBy!]")
                     if function.rank is not None and not _plain(ordered):
                         # no order asked for: the function's best rows first
-                        best = OrderKey(rank_column(function), True, ranked=source)
+                        best = OrderKey(rank_column(function), True, arguments=given)
                         connection.order = [best, *connection.order]
                     return connection
             column = model.lookups.get(name)

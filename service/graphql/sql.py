@@ -26,6 +26,7 @@ from service.graphql.catalog import (
     ColumnInfo,
     ModelInfo,
     RelationInfo,
+    SqlFunction,
     api_fields,
 )
 from service.graphql.errors import BadUserInput, LimitExceeded
@@ -265,9 +266,11 @@ class Emitter:
         the whole row (which a connection's page carries as `_row`) and of its `arguments`."""
         if column.computed is None:
             return f"{alias}.{_quote(column.name)}"
-        given = zip(column.arguments, arguments, strict=True)
-        bound = "".join(f", {self.bind_value(a, ref)}" for a, ref in given)
-        return f"{column.computed.sql_name}({self._whole_rows.get(alias, alias)}{bound})"
+        row = self._whole_rows.get(alias, alias)
+        call = self._call(column.computed, column.arguments, arguments, row)
+        # as the model declares it: a function's `real` read back from a cursor as the
+        # declared `double precision` would no longer equal itself
+        return f"{call}::{column.sql_type}"
 
     # objects
 
@@ -570,12 +573,21 @@ class Emitter:
     def _rows_of(self, c: Connection) -> str:
         """What the connection's rows are read from: the model's table (or view), or its query
         function called with the request's values."""
-        return c.model.read_from if c.source is None else self._call(c.source)
+        return c.model.read_from if c.source is None else self._called(c.source)
 
-    def _call(self, source: RowFunction) -> str:
-        values = zip(source.function.arguments, source.arguments, strict=True)
-        bound = ", ".join(self.bind_value(a, ref) for a, ref in values)
-        return f"{source.function.function.sql_name}({bound})"
+    def _called(self, source: RowFunction) -> str:
+        return self._call(source.function.function, source.function.arguments, source.arguments)
+
+    def _call(
+        self,
+        function: SqlFunction,
+        arguments: tuple[ColumnInfo, ...],
+        given: tuple[Getter, ...],
+        *before: str,
+    ) -> str:
+        """A SQL function called with the request's values bound (after `before`, a row)."""
+        bound = [self.bind_value(a, ref) for a, ref in zip(arguments, given, strict=True)]
+        return f"{function.sql_name}({', '.join([*before, *bound])})"
 
     def _base_conditions(self, c: Connection, a: str, parent: str | None) -> list[str]:
         conditions = []
@@ -616,9 +628,7 @@ class Emitter:
         """A sub-select per relation of the path, over the rows the caller can see."""
         if not path:
             assert key.column is not None
-            if key.ranked is not None:  # a query function's rank of the row
-                return f"{self.value(key.column, a, key.ranked.arguments)}::float8"
-            return self.value(key.column, a)
+            return self.value(key.column, a, key.arguments)
         relation, rest = path[0], path[1:]
         r = self.alias()
         if rest or key.function is None:
@@ -809,7 +819,7 @@ class Emitter:
             # (execute.py refuses more than a page, rolling back, as for updateXs).
             return (
                 f"SELECT coalesce(json_agg({self.object(w.selection, a)}), '[]'::json), "
-                f"count(*) FROM {self._call(w.source)} {a}"
+                f"count(*) FROM {self._called(w.source)} {a}"
             )
         if w.kind in ("create_many", "upsert_many"):
             if not columns:
