@@ -350,6 +350,31 @@ class Catalog:
     def __getitem__(self, type_name: str) -> ModelInfo:
         return self.models[type_name]
 
+    def nested_creates(self, model: ModelInfo) -> dict[str, RelationInfo]:
+        """The one-to-many relations whose new rows a create may carry, by input field:
+        `createPost(input: {title: "...", comments: [{body: "..."}]})`. Each related row is
+        created by the related model's own create class, its foreign key taken from the new
+        row. Needs a parent named by one key (its answer is read back by it) and a related
+        class that sets the foreign key and something more."""
+        if (
+            model.create_model is None
+            or not model.keyed_by_one
+            or not api_fields(model.create_model)
+        ):
+            return {}
+        nested = {}
+        for rel in model.relations.values():
+            if not rel.to_many or rel.link is not None:
+                continue
+            child = self.models[rel.target].create_model
+            if child is None:
+                continue
+            given = set(api_fields(child))
+            foreign = {theirs for _, theirs in rel.pairs}
+            if foreign <= given and given - foreign:
+                nested[rel.field] = rel
+        return nested
+
     @classmethod
     def from_registry(cls, module: str = "service.models") -> Catalog:
         """Every SQLModel table model imported by `module` (the models package)."""

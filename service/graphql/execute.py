@@ -40,7 +40,7 @@ from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
 from service.graphql.catalog import Catalog, ColumnInfo
 from service.graphql.errors import ApiError, BadUserInput, Code, LimitExceeded, from_database
-from service.graphql.inputs import InputShape
+from service.graphql.inputs import InputShape, NewRows
 from service.graphql.limits import check_merges, check_size, connection_rows
 from service.graphql.plan import (
     ByKey,
@@ -57,7 +57,14 @@ from service.graphql.plan import (
     structural_variables,
 )
 from service.graphql.schema import GeneratedSchema
-from service.graphql.sql import WRITE_VALUES, Emitter, Statement
+from service.graphql.sql import (
+    WRITE_VALUES,
+    WRITTEN,
+    Emitter,
+    NestedCreate,
+    Statement,
+    nested_create,
+)
 
 log = logging.getLogger("service.graphql")
 
@@ -328,13 +335,19 @@ class Executor:
         bound: dict[str, dict[str, Any]] = {}  # each field's variables and validated input
         # updateXs / deleteXs and mutation functions, held to a page of rows: what to say past it
         counted: dict[str, str] = {}
+        nested: dict[str, NestedCreate] = {}  # creates with related rows in their input
         for f in plan.fields:
             if isinstance(f, Typename):
                 statements.append((f.key, None, None))
                 continue
             assert isinstance(f, Write)
             values = self._validated_input(f, coerced)
-            write, visible = self._write_statements(f, tuple(values))
+            visible: Statement | None
+            if isinstance(values, NewRows):
+                nested[f.key] = creates = self._nested_create(f, values)
+                write, visible = creates.levels[0][1], None
+            else:
+                write, visible = self._write_statements(f, tuple(values))
             statements.append((f.key, write, visible))
             bound[f.key] = {**coerced, WRITE_VALUES: values}
             if f.kind in ("update_many", "delete_many"):
@@ -351,6 +364,9 @@ class Executor:
                     continue
                 try:
                     variables = bound[key]
+                    if key in nested:
+                        out.append(await _create_nested(connection, nested[key], variables))
+                        continue
                     if key in counted:
                         value, rows = await connection.fetchrow(
                             statement.sql, *statement.bind(variables)
@@ -374,7 +390,7 @@ class Executor:
 
         try:
             writes = sum(1 for _, statement, _ in statements if statement is not None)
-            values = await run(work, atomic=writes > 1 or bool(counted))
+            values = await run(work, atomic=writes > 1 or bool(counted) or bool(nested))
         except _AtField as failed:
             error = _for_caller(failed.error, anonymous)
             return Result(
@@ -385,6 +401,16 @@ class Executor:
             for (key, _, _), value in zip(statements, values, strict=True)
         ]
         return Result(b'{"data":{' + b",".join(parts) + b"}}")
+
+    def _nested_create(self, write: Write, rows: NewRows) -> NestedCreate:
+        """A nested create's statements, compiled once per shape of the nesting."""
+        shape = ("\x00nested", rows.shape())
+        compiled = write.compiled.get(shape)
+        if compiled is None:
+            limit = self.limits.max_page_size
+            compiled = nested_create(self.catalog, write, rows, max_page_size=limit)
+            write.compiled[shape] = compiled
+        return compiled
 
     def _write_statements(
         self, write: Write, columns: tuple[str, ...]
@@ -403,8 +429,9 @@ class Executor:
             compiled = write.compiled[columns] = (emitter.statement, visible)
         return compiled
 
-    def _validated_input(self, write: Write, coerced: dict[str, Any]) -> dict[str, Any]:
-        """The columns to write and their values (for createXs, each column's list of them)."""
+    def _validated_input(self, write: Write, coerced: dict[str, Any]) -> dict[str, Any] | NewRows:
+        """The columns to write and their values (for createXs, each column's list of them);
+        for a create whose input nests related rows, those rows level by level."""
         if write.kind in ("delete", "delete_many", "call"):
             return {}
         # an upsert's input is a create's
@@ -412,13 +439,23 @@ class Executor:
         key = (write.model.type_name, kind)
         shape = self.input_shapes.get(key)
         if shape is None:
-            shape = self.input_shapes[key] = InputShape(write.model, kind)
+            shape = self.input_shapes[key] = InputShape(write.model, kind, self.catalog)
         given = resolve_tree(write.input, coerced)
-        if write.kind not in ("create_many", "upsert_many"):
-            return shape.validate(given or {})  # one row's values, also for updateXs
         limit = self.limits.max_page_size
+        if write.kind not in ("create_many", "upsert_many"):
+            if shape.nested and given and shape.has_nested(given):
+                return shape.new_rows([("", given)], limit=limit)
+            return shape.validate(given or {})  # one row's values, also for updateXs
         if len(given) > limit:
             raise LimitExceeded(f"`inputs`: at most {limit} rows at once (MAX_PAGE_SIZE)")
+        if shape.nested and any(shape.has_nested(item) for item in given):
+            new = shape.new_rows(
+                [(f"inputs[{i}]", item) for i, item in enumerate(given)], limit=limit
+            )
+            if write.conflict is not None:
+                column = write.conflict.name
+                _one_input_per_key([{column: v} for v in new.columns[column]], write.conflict)
+            return new
         rows = []
         for i, item in enumerate(given):
             try:
@@ -477,6 +514,18 @@ _TOO_MANY_RETURNED = (
     "the function returned {} rows; at most {} are returned at once (MAX_PAGE_SIZE): nothing "
     "was changed"
 )
+
+
+async def _create_nested(
+    connection: asyncpg.Connection, creates: NestedCreate, variables: dict[str, Any]
+) -> bytes:
+    """A nested create's levels one after another, each given the rows of those before."""
+    written: dict[tuple[str, ...], list[Any]] = {}
+    given = {**variables, WRITTEN: written}
+    for path, statement in creates.levels:
+        written[path] = await connection.fetch(statement.sql, *statement.bind(given))
+    answer: bytes = await connection.fetchval(creates.answer.sql, *creates.answer.bind(given))
+    return answer
 
 
 def _one_input_per_key(rows: list[dict[str, Any]], key: ColumnInfo) -> None:

@@ -506,7 +506,7 @@ class Write:
     by: ColumnInfo | None = None  # updateX / deleteX: the unique column `id` is of (None: the key)
     source: RowFunction | None = None  # a mutation function: the call whose rows it returns
     # Its SQL per set of columns written (execute.py fills it): input values are bound.
-    compiled: dict[tuple[str, ...], Any] = field(default_factory=dict, repr=False, compare=False)
+    compiled: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass

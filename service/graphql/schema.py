@@ -241,7 +241,7 @@ def build_schema(catalog: Catalog) -> GeneratedSchema:
     b.ns["strawberry"] = strawberry
     mutation_fields: list[StrawberryField] = []
     for model in catalog:
-        mutation_fields.extend(_mutation_fields(b, model))
+        mutation_fields.extend(_mutation_fields(b, catalog, model))
         mutation_fields.extend(_mutation_function_fields(b, model))
     query = b.define("Query", _read_fields(b, catalog, live=False))
     mutation = b.define("Mutation", _once(mutation_fields)) if mutation_fields else None
@@ -631,7 +631,7 @@ def _define_model_types(b: _Builder, catalog: Catalog, model: ModelInfo) -> None
     _define_aggregates_order(b, model)
 
 
-def _mutation_fields(b: _Builder, model: ModelInfo) -> list[StrawberryField]:
+def _mutation_fields(b: _Builder, catalog: Catalog, model: ModelInfo) -> list[StrawberryField]:
     if model.create_model is None:
         return []
     name = model.type_name
@@ -640,7 +640,8 @@ def _mutation_fields(b: _Builder, model: ModelInfo) -> list[StrawberryField]:
     fields = []
     b.define(
         f"{name}CreateInput",
-        _input_fields(b, model, model.create_model, partial=False),
+        _input_fields(b, model, model.create_model, partial=False)
+        + _nested_fields(b, catalog, model),
         kind="input",
         description=f"A new {name} (from {model.create_model.__name__}).",
     )
@@ -773,10 +774,17 @@ _MANY = (
 
 
 def _input_fields(
-    b: _Builder, model: ModelInfo, shape: type[BaseModel], *, partial: bool
+    b: _Builder,
+    model: ModelInfo,
+    shape: type[BaseModel],
+    *,
+    partial: bool,
+    without: set[str] | frozenset[str] = frozenset(),
 ) -> list[StrawberryField]:
     fields = []
     for py_name in api_fields(shape):
+        if py_name in without:
+            continue
         info = shape.model_fields[py_name]
         column = model.column(py_name)
         scalar = _annotation(column)
@@ -788,6 +796,35 @@ def _input_fields(
             if column.labels:
                 default = b.ns[column.scalar](column.label(default))
         fields.append(b.field(camel(py_name), type_, default=default))
+    return fields
+
+
+def _nested_fields(b: _Builder, catalog: Catalog, model: ModelInfo) -> list[StrawberryField]:
+    """A create input's lists of related rows created with it (`comments: [{body: ...}]`),
+    each of the related model's create input without the foreign key, and with its own."""
+    fields = []
+    for field_name, rel in catalog.nested_creates(model).items():
+        child = catalog[rel.target]
+        assert child.create_model is not None
+        type_name = f"{model.type_name}{field_name[:1].upper()}{field_name[1:]}CreateInput"
+        if type_name not in b.ns:
+            b.ns[type_name] = None  # defined below; a relation back here refers to it by name
+            foreign = {theirs for _, theirs in rel.pairs}
+            own = _input_fields(b, child, child.create_model, partial=False, without=foreign)
+            b.define(
+                type_name,
+                own + _nested_fields(b, catalog, child),
+                kind="input",
+                description=f"A new {child.type_name} among a new {model.type_name}'s "
+                f"{field_name}: its {', '.join(camel(c) for c in sorted(foreign))} from it.",
+            )
+        fields.append(
+            b.field(
+                field_name,
+                f"list[{type_name}] | None",
+                description=f"{child.type_name} rows created with it, in the same transaction.",
+            )
+        )
     return fields
 
 

@@ -30,6 +30,7 @@ from service.graphql.catalog import (
     api_fields,
 )
 from service.graphql.errors import BadUserInput, LimitExceeded
+from service.graphql.inputs import NewRows
 from service.graphql.plan import (
     AggregateCount,
     Aggregates,
@@ -871,6 +872,78 @@ class Emitter:
                 change = f"UPDATE {table} AS {a} SET {self._sets(w, columns, a)} WHERE {match}"
         return f"{change} RETURNING {self.object(w.selection, a)}"
 
+    # a create with rows nested in its input: a statement per level, then its answer
+
+    def new_rows(
+        self,
+        model: ModelInfo,
+        rows: NewRows,
+        path: tuple[str, ...],
+        parent: ModelInfo | None,
+        w: Write | None,
+    ) -> str:
+        """One level of a nested create: its rows, each below the top with its foreign key
+        from its parent (the level above, written by the statement before); gives back, in
+        the inputs' order, what the next level needs of them (RETURNING yields the rows of an
+        INSERT from an ordered SELECT in that order)."""
+        a, u = self.alias(), self.alias()
+        names = tuple(rows.columns)
+        arrays = [self.bind_array(model.column(n), _Level(path, n)) for n in names]
+        values = [_unnested(model.column(n), f"{u}.{_quote(n)}") for n in names]
+        targets = [_quote(n) for n in names]
+        labels = list(targets)
+        join = ""
+        if parent is not None:
+            assert rows.relation is not None
+            arrays.insert(0, self.bind(_Level(path, None), "int[]"))
+            labels.insert(0, "_parent")
+            p = self.alias()
+            pairs = rows.relation.pairs
+            theirs = [
+                self.bind(_Written(path[:-1], mine), f"{parent.column(mine).sql_type}[]")
+                for mine, _ in pairs
+            ]
+            parent_labels = ", ".join(_quote(mine) for mine, _ in pairs)
+            join = (
+                f" JOIN unnest({', '.join(theirs)}) WITH ORDINALITY AS {p}({parent_labels}, _n) "
+                f"ON {p}._n = {u}._parent"
+            )
+            targets += [_quote(child_column) for _, child_column in pairs]
+            values += [f"{p}.{_quote(mine)}" for mine, _ in pairs]
+        conflict = self._on_conflict(w, names, a) if w is not None else ""
+        kept = {model.primary_key.name}
+        for child in rows.children.values():
+            assert child.relation is not None
+            kept.update(mine for mine, _ in child.relation.pairs)
+        written = self.alias()
+        return (
+            f"WITH {written} AS (INSERT INTO {model.qualified_table} AS {a} "
+            f"({', '.join(targets)}) SELECT {', '.join(values)} "
+            f"FROM unnest({', '.join(arrays)}) WITH ORDINALITY AS {u}({', '.join(labels)}, _i)"
+            f"{join} ORDER BY {u}._i{conflict} "
+            f"RETURNING {', '.join(f'{a}.{_quote(c)}' for c in sorted(kept))}) "
+            f"SELECT * FROM {written}"
+        )
+
+    def read_back(self, w: Write) -> str:
+        """A nested create's answer: its rows by the keys it gave, in their order, as the
+        caller sees them now (with the rows created under them)."""
+        model = w.model
+        a = self.alias()
+        key = model.primary_key
+        keys = self.bind(_Written((), key.name), f"{key.sql_type}[]")
+        row = self.object(w.selection, a)
+        if w.kind in ("create", "upsert"):
+            return (
+                f"SELECT {row} FROM {model.qualified_table} {a} "
+                f"WHERE {a}.{_quote(key.name)} = ({keys})[1]"
+            )
+        return (
+            f"SELECT coalesce(json_agg({row} ORDER BY _k._i), '[]'::json) "
+            f"FROM unnest({keys}) WITH ORDINALITY AS _k(_key, _i) "
+            f"JOIN {model.qualified_table} {a} ON {a}.{_quote(key.name)} = _k._key"
+        )
+
     def _on_conflict(self, w: Write, columns: tuple[str, ...], a: str) -> str:
         """An upsert's way to the existing row: update it with what an update may change.
 
@@ -912,6 +985,68 @@ class _Input:
 
     def __call__(self, variables: Variables) -> Any:
         return variables[WRITE_VALUES][self.column]
+
+
+@dataclass
+class NestedCreate:
+    """A create whose input nests related rows: a statement per level and relation, each
+    after the one it takes its foreign keys from (a statement does not see its own writes, so
+    Row Level Security could not see the new parent of a row inserted beside it), then the
+    statement reading the answer."""
+
+    levels: list[tuple[tuple[str, ...], Statement]]  # (the input fields down to it, its SQL)
+    answer: Statement
+
+
+def nested_create(catalog: Catalog, w: Write, rows: NewRows, *, max_page_size: int) -> NestedCreate:
+    levels: list[tuple[tuple[str, ...], Statement]] = []
+
+    def add(
+        model: ModelInfo, level: NewRows, path: tuple[str, ...], parent: ModelInfo | None
+    ) -> None:
+        emitter = Emitter(catalog, max_page_size=max_page_size)
+        top = w if parent is None else None
+        emitter.statement.sql = emitter.new_rows(model, level, path, parent, top)
+        levels.append((path, emitter.statement))
+        for name, child in level.children.items():
+            assert child.relation is not None
+            add(catalog[child.relation.target], child, (*path, name), model)
+
+    add(w.model, rows, (), None)
+    reader = Emitter(catalog, max_page_size=max_page_size)
+    reader.statement.sql = reader.read_back(w)
+    return NestedCreate(levels, reader.statement)
+
+
+# Where a nested create's levels put the rows they wrote, by path, for the levels below and
+# the answer (see `nested_create`).
+WRITTEN = "\x00written"
+
+
+@dataclass(frozen=True)
+class _Written:
+    """A column of the rows a level of a nested create wrote, in their order."""
+
+    path: tuple[str, ...]
+    column: str
+
+    def __call__(self, variables: Variables) -> Any:
+        return [row[self.column] for row in variables[WRITTEN][self.path]]
+
+
+@dataclass(frozen=True)
+class _Level:
+    """A column's values at one level of a nested create (`path`: the input fields down to
+    it), or with no column, each row's parent among the level above."""
+
+    path: tuple[str, ...]
+    column: str | None
+
+    def __call__(self, variables: Variables) -> Any:
+        rows = variables[WRITE_VALUES]
+        for name in self.path:
+            rows = rows.children[name]
+        return rows.parents if self.column is None else rows.columns[self.column]
 
 
 _ARRAY_OPERATORS = {"contains": "@>", "containedBy": "<@", "overlaps": "&&"}

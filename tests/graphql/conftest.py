@@ -99,10 +99,16 @@ async def gql(
 
 
 async def statements_for(
-    url: DatabaseURL, query: str, variables: dict[str, Any] | None = None, **settings: Any
+    url: DatabaseURL,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    *,
+    as_user: str | None = None,
+    **settings: Any,
 ) -> tuple[dict[str, Any], list[str]]:
     """The response to one operation and every SQL statement the service sent for it: on a
-    pool of one connection, which already holds the anonymous caller."""
+    pool of one connection, which already holds the anonymous caller (so a signed-in
+    caller's first statement sets who they are)."""
     from tests.support import RunningService
 
     statements: list[str] = []
@@ -110,7 +116,7 @@ async def statements_for(
     async with service as http:
         async with service.app.state.pool.acquire() as connection:
             connection.add_query_logger(lambda record: statements.append(record.query))
-        body = await gql(http, query, variables)
+        body = await gql(http, query, variables, as_user=as_user)
     return body, statements
 
 

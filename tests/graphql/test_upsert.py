@@ -29,7 +29,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import Index, text
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, Relationship, SQLModel
 
 from service.models.columns import owner_id, updated_at, uuid_primary_key
 
@@ -82,6 +82,43 @@ class SettingCreate(SettingBase):
 class SettingUpdate(SQLModel):
     theme: str | None = Field(default=None, max_length=20)
     digest: bool | None = None
+
+
+class ProfileSectionBase(SQLModel):
+    title: str = Field(max_length=40)
+
+
+class ProfileSection(ProfileSectionBase, table=True):
+    """A titled part of a profile page: created with the profile (nested) or later."""
+
+    __tablename__ = "profile_sections"
+
+    id: uuid.UUID = uuid_primary_key()
+    profile_id: uuid.UUID = Field(foreign_key="profiles.id", ondelete="CASCADE", index=True)
+    profile: Profile = Relationship(sa_relationship_kwargs={"backref": "sections"})
+
+
+class ProfileSectionCreate(ProfileSectionBase):
+    profile_id: uuid.UUID
+
+
+class SectionItemBase(SQLModel):
+    text: str = Field(max_length=100)
+    position: int = Field(default=0, ge=0)
+
+
+class SectionItem(SectionItemBase, table=True):
+    __tablename__ = "section_items"
+
+    id: uuid.UUID = uuid_primary_key()
+    section_id: uuid.UUID = Field(
+        foreign_key="profile_sections.id", ondelete="CASCADE", index=True
+    )
+    section: ProfileSection = Relationship(sa_relationship_kwargs={"backref": "items"})
+
+
+class SectionItemCreate(SectionItemBase):
+    section_id: uuid.UUID
 '''
 
 POLICIES = (
@@ -97,6 +134,14 @@ POLICIES = (
     "ALTER TABLE settings ENABLE ROW LEVEL SECURITY",
     "CREATE POLICY settings_own ON settings TO authenticated "
     "USING ((SELECT auth.uid()) = owner_id) WITH CHECK ((SELECT auth.uid()) = owner_id)",
+    # A section is read with its profile and added to one's own: the check reads the profile,
+    # which a nested create has written just before.
+    "ALTER TABLE profile_sections ENABLE ROW LEVEL SECURITY",
+    "CREATE POLICY sections_read ON profile_sections FOR SELECT "
+    "USING (EXISTS (SELECT FROM profiles p WHERE p.id = profile_id))",
+    "CREATE POLICY sections_add_own ON profile_sections FOR INSERT TO authenticated "
+    "WITH CHECK (EXISTS (SELECT FROM profiles p WHERE p.id = profile_id "
+    "AND p.owner_id = (SELECT auth.uid())))",
 )
 
 UPSERT = """
@@ -109,7 +154,12 @@ mutation($in: ProfileCreateInput!) {
 @pytest.fixture
 async def profiles(seeded: DatabaseURL, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     async with serving_model(
-        seeded, tmp_path, "profile_model", PROFILE_MODULE, "profiles, settings", POLICIES
+        seeded,
+        tmp_path,
+        "profile_model",
+        PROFILE_MODULE,
+        "profiles, settings, profile_sections, section_items",
+        POLICIES,
     ) as (http, _):
         yield http
 
@@ -325,3 +375,101 @@ async def test_a_unique_column_names_the_row_to_update_or_delete(profiles, seede
         updateSettingByOwnerId(ownerId: $me, input: {digest: false}) { theme digest } }"""
     body = await gql(http, settings, {"me": ALICE}, as_user=ALICE)
     assert body["data"]["updateSettingByOwnerId"] == {"theme": "dark", "digest": False}
+
+
+NESTED = """
+mutation($in: [ProfileCreateInput!]!) {
+  upsertProfiles(inputs: $in) {
+    handle
+    sections(orderBy: {title: ASC}) {
+      nodes { title items(orderBy: {position: ASC}) { nodes { text position } } }
+    }
+  }
+}
+"""
+
+
+def _sections(*titles_and_items: tuple[str, list[str]]) -> list[dict[str, Any]]:
+    return [
+        {"title": title, "items": [{"text": t, "position": i} for i, t in enumerate(items)]}
+        for title, items in titles_and_items
+    ]
+
+
+def _answer(*titles_and_items: tuple[str, list[str]]) -> dict[str, Any]:
+    return {
+        "nodes": [
+            {
+                "title": t,
+                "items": {"nodes": [{"text": x, "position": i} for i, x in enumerate(items)]},
+            }
+            for t, items in titles_and_items
+        ]
+    }
+
+
+async def test_nested_rows_two_levels_deep_under_the_rows_an_upsert_writes(profiles, seeded):
+    http = profiles
+    inputs = [
+        {"handle": "a1", "sections": _sections(("S1", ["one", "two"]), ("S2", []))},
+        # one public profile per user (the model's partial unique index)
+        {"handle": "a2", "public": False},
+        {"handle": "a3", "public": False, "sections": _sections(("T", ["three"]))},
+    ]
+    body = await gql(http, NESTED, {"in": inputs}, as_user=ALICE)
+    assert "errors" not in body, body
+    assert body["data"]["upsertProfiles"] == [
+        {"handle": "a1", "sections": _answer(("S1", ["one", "two"]), ("S2", []))},
+        {"handle": "a2", "sections": _answer()},
+        {"handle": "a3", "sections": _answer(("T", ["three"]))},
+    ]
+    # An upsert that finds the row adds the new sections to it.
+    again = await gql(
+        http,
+        "mutation($in: ProfileCreateInput!) { upsertProfile(input: $in) "
+        "{ handle sections(orderBy: {title: ASC}) { nodes { title } } } }",
+        {"in": {"handle": "a1", "sections": [{"title": "S3"}]}},
+        as_user=ALICE,
+    )
+    assert again["data"]["upsertProfile"] == {
+        "handle": "a1",
+        "sections": {"nodes": [{"title": "S1"}, {"title": "S2"}, {"title": "S3"}]},
+    }
+    # Bob's own profile takes his sections; Alice's handle is not his to upsert.
+    bobs = await gql(
+        http, NESTED, {"in": [{"handle": "b1", "sections": _sections(("B", ["x"]))}]}, as_user=BOB
+    )
+    assert bobs["data"]["upsertProfiles"][0]["sections"] == _answer(("B", ["x"]))
+    taken = await gql(
+        http, NESTED, {"in": [{"handle": "a2", "sections": [{"title": "mine now"}]}]}, as_user=BOB
+    )
+    assert taken["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert await _section_titles(seeded) == ["B", "S1", "S2", "S3", "T"]
+
+
+async def test_a_bad_nested_row_is_named_by_its_path_and_nothing_is_written(profiles, seeded):
+    http = profiles
+    inputs = [
+        {"handle": "ok", "sections": _sections(("S", ["fine"]))},
+        {
+            "handle": "bad",
+            "public": False,
+            "sections": _sections(("A", []), ("B", ["ok", "x" * 101])),
+        },
+    ]
+    body = await gql(http, NESTED, {"in": inputs}, as_user=ALICE)
+    assert body["data"] is None
+    error = body["errors"][0]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["extensions"]["field"] == "text"
+    assert error["message"].startswith("inputs[1].sections[1].items[1]: invalid input: text:")
+    assert await _rows(seeded) == [] and await _section_titles(seeded) == []
+
+
+async def _section_titles(url: DatabaseURL) -> list[str]:
+    connection = await asyncpg.connect(**url.asyncpg_kwargs())
+    try:
+        rows = await connection.fetch("SELECT title FROM profile_sections ORDER BY title")
+    finally:
+        await connection.close()
+    return [r["title"] for r in rows]
