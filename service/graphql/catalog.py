@@ -13,7 +13,7 @@ import sys
 import types
 import typing
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -151,7 +151,7 @@ class RootFunction:
     """A root field answered by a SQL function that returns a set of the model's rows: a query
     (`__query_functions__`: `searchPosts(query:)` is a connection over `search_posts($1)`) or a
     mutation (`__mutation_functions__`: `publishPosts(ids:)` the rows `publish_posts($1)`
-    returns)."""
+    returns); or one value of a column type (`returns`: `unreadCount: Int`)."""
 
     field: str  # searchPosts
     function: SqlFunction
@@ -159,6 +159,7 @@ class RootFunction:
     # A query function's score of each row it returns, `rank(row, arguments...)`: its
     # connection's order when the client gives none, best first (`__query_function_ranks__`).
     rank: SqlFunction | None = None
+    returns: ColumnInfo | None = None  # its value's type; None: the model's rows
 
 
 @dataclass(frozen=True)
@@ -258,6 +259,15 @@ class ModelInfo:
         if not self.keyed_by_one:  # no id to name one row by
             del names["update"], names["delete"]
         return names
+
+    @property
+    def incrementable(self) -> tuple[ColumnInfo, ...]:
+        """The number columns an update may change, which it may also add to
+        (`increment: {views: 1}`), atomically in PostgreSQL."""
+        if self.update_model is None:
+            return ()
+        columns = (self.column(name) for name in api_fields(self.update_model))
+        return tuple(c for c in columns if c.scalar in ("Int", "Float") and not c.array)
 
     @property
     def writes_by_unique(self) -> dict[str, tuple[str, ColumnInfo]]:
@@ -533,8 +543,11 @@ def _root_functions(
     by a migration) taking those arguments in that order and returning `SETOF` the table. The
     function runs as the caller, under Row Level Security. A query's rows are paged, filtered
     and ordered like the table's; a mutation's are returned as a list. An argument typed
-    `X | None` is optional: left out, the function gets null."""
-    declared: dict[str, dict[str, Any]] = getattr(model, attribute, {})
+    `X | None` is optional: left out, the function gets null. Declared with a column type
+    first, `{"unread_count": (int, {"since": datetime})}`, the function returns one value of
+    that type (a list: an array), and the field is that value (null when the function gives
+    null)."""
+    declared: dict[str, Any] = getattr(model, attribute, {})
     if declared and getattr(model, "__read_view__", None):
         raise TypeError(f"{model.__name__}.{attribute}: needs a model read from its table")
     ranks: dict[str, str] = {}
@@ -543,8 +556,16 @@ def _root_functions(
         for name in set(ranks) - set(declared):
             raise TypeError(f"{model.__name__}.__query_function_ranks__: no query function {name}")
     functions = []
-    for name, arguments in declared.items():
+    for name, declaration in declared.items():
         where = f"{model.__name__}.{attribute}[{name!r}]"
+        returns = None
+        arguments = declaration
+        if isinstance(declaration, tuple):  # (the value's type, the arguments)
+            result, arguments = declaration
+            own = f"{model.__name__}.{attribute}"  # names `name` itself when the type is bad
+            returns = replace(_arguments(own, {name: result})[0], nullable=True)
+            if name in ranks:
+                raise TypeError(f"{where}: a rank orders rows; this function returns a value")
         for argument in arguments:
             if camel(argument) in _CONNECTION_ARGUMENTS:
                 raise TypeError(f"{where}[{argument!r}]: a connection's argument has this name")
@@ -555,7 +576,7 @@ def _root_functions(
             rank = SqlFunction(
                 table.schema, ranks[name], f"{model.__name__}.__query_function_ranks__"
             )
-        functions.append(RootFunction(camel(name), function, infos, rank))
+        functions.append(RootFunction(camel(name), function, infos, rank, returns))
     return tuple(functions)
 
 

@@ -45,6 +45,7 @@ from service.graphql.limits import check_merges, check_size, connection_rows
 from service.graphql.plan import (
     ByKey,
     Connection,
+    FunctionValue,
     Introspection,
     NodeLookup,
     OperationPlan,
@@ -58,6 +59,7 @@ from service.graphql.plan import (
 )
 from service.graphql.schema import GeneratedSchema
 from service.graphql.sql import (
+    WRITE_INCREMENTS,
     WRITE_VALUES,
     WRITTEN,
     Emitter,
@@ -347,12 +349,15 @@ class Executor:
                 nested[f.key] = creates = self._nested_create(f, values)
                 write, visible = creates.levels[0][1], None
             else:
-                write, visible = self._write_statements(f, tuple(values))
+                increments = self._increments(f, coerced, values)
+                write, visible = self._write_statements(f, tuple(values), tuple(increments))
             statements.append((f.key, write, visible))
             bound[f.key] = {**coerced, WRITE_VALUES: values}
+            if f.increment is not None:
+                bound[f.key][WRITE_INCREMENTS] = increments
             if f.kind in ("update_many", "delete_many"):
                 counted[f.key] = _TOO_MANY
-            elif f.kind == "call":
+            elif f.kind == "call" and f.source is not None and f.source.function.returns is None:
                 counted[f.key] = _TOO_MANY_RETURNED
         limit = self.limits.max_page_size
 
@@ -413,21 +418,43 @@ class Executor:
         return compiled
 
     def _write_statements(
-        self, write: Write, columns: tuple[str, ...]
+        self, write: Write, columns: tuple[str, ...], increments: tuple[str, ...] = ()
     ) -> tuple[Statement, Statement | None]:
-        """The write's statement for these columns, compiled once (and the visibility check
-        that runs only when an update or delete matched nothing: absent, or not ours?)."""
-        compiled = write.compiled.get(columns)
+        """The write's statement for these columns (and incremented ones), compiled once (and
+        the visibility check that runs only when an update or delete matched nothing: absent,
+        or not ours?)."""
+        key = (columns, increments) if increments else columns
+        compiled = write.compiled.get(key)
         if compiled is None:
             emitter = Emitter(self.catalog, max_page_size=self.limits.max_page_size)
-            emitter.statement.sql = emitter.write(write, columns)
+            emitter.statement.sql = emitter.write(write, columns, increments)
             visible = None
             if write.kind in ("update", "delete"):
                 checker = Emitter(self.catalog, max_page_size=self.limits.max_page_size)
                 checker.statement.sql = checker.exists(write)
                 visible = checker.statement
-            compiled = write.compiled[columns] = (emitter.statement, visible)
+            compiled = write.compiled[key] = (emitter.statement, visible)
         return compiled
+
+    @staticmethod
+    def _increments(
+        write: Write, coerced: dict[str, Any], values: dict[str, Any]
+    ) -> dict[str, Any]:
+        """An update's amounts to add, by column (a null amount adds nothing)."""
+        if write.increment is None:
+            return {}
+        given = resolve_tree(write.increment, coerced) or {}
+        increments = {}
+        for column in write.model.incrementable:
+            amount = given.get(column.field)
+            if amount is None:
+                continue
+            if column.name in values:
+                raise BadUserInput(
+                    f"`{column.field}` is both set and incremented: give one", field=column.field
+                )
+            increments[column.name] = amount
+        return increments
 
     def _validated_input(self, write: Write, coerced: dict[str, Any]) -> dict[str, Any] | NewRows:
         """The columns to write and their values (for createXs, each column's list of them);
@@ -598,6 +625,8 @@ def _given_variables(prepared: Document, inputs: dict[str, Any]) -> dict[str, An
 def _root_sql(emitter: Emitter, f: Any) -> str:
     if isinstance(f, Connection):
         return emitter.connection(f, None)
+    if isinstance(f, FunctionValue):
+        return emitter.function_value(f.source)
     if isinstance(f, ByKey):
         return emitter.by_key(f)
     if isinstance(f, NodeLookup):

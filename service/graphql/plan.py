@@ -132,7 +132,7 @@ def structural_variables(
 # The arguments of createX / createXs / updateX holding the rows' values, the only arguments
 # of these names in the generated schema: the planner reads them as values only (`_write`), so
 # their variables can stay references. Another argument named so must be read the same way.
-WRITE_INPUT_ARGUMENTS = frozenset(("input", "inputs"))
+WRITE_INPUT_ARGUMENTS = frozenset(("input", "inputs", "increment"))
 
 
 def _input_only_variables(document: DocumentNode) -> set[str]:
@@ -443,6 +443,14 @@ class RowFunction:
 
 
 @dataclass
+class FunctionValue:
+    """A root field whose value is what a SQL function returns (`unreadCount: Int`)."""
+
+    key: str
+    source: RowFunction
+
+
+@dataclass
 class Connection:
     key: str
     model: ModelInfo
@@ -505,6 +513,7 @@ class Write:
     conflict: ColumnInfo | None = None  # upsertX(s): the unique column naming an existing row
     by: ColumnInfo | None = None  # updateX / deleteX: the unique column `id` is of (None: the key)
     source: RowFunction | None = None  # a mutation function: the call whose rows it returns
+    increment: InputTree | None = None  # updates: amounts to add to number columns
     # Its SQL per set of columns written (execute.py fills it): input values are bound.
     compiled: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -601,9 +610,11 @@ class Planner:
                 return self._connection(ctx, key, model, None, nodes)
             for function in model.query_functions:
                 if name == function.field:
-                    connection = self._connection(ctx, key, model, None, nodes)
                     given = self._arguments(ctx, root.name, name, function.arguments, args)
                     source = RowFunction(function, given)
+                    if function.returns is not None:
+                        return FunctionValue(key, source)
+                    connection = self._connection(ctx, key, model, None, nodes)
                     connection.source = source
                     ordered = ctx.structural(args, "orderBy", f"[{model.type_name}OrderBy!]")
                     if function.rank is not None and not _plain(ordered):
@@ -625,9 +636,11 @@ class Planner:
             function = next(f for f in model.mutation_functions if f.field == name)
             given = self._arguments(ctx, "Mutation", name, function.arguments, args)
             source = RowFunction(function, given)
-            return Write(
-                key, kind, model, None, None, self._object(ctx, model, nodes), source=source
-            )
+            # a function's value has no selection of the model's
+            selection = ObjectSelection(model)
+            if function.returns is None:
+                selection = self._object(ctx, model, nodes)
+            return Write(key, kind, model, None, None, selection, source=source)
         id_ref = None
         by = self.by_unique.get(name)
         if kind in ("update", "delete"):
@@ -647,8 +660,23 @@ class Planner:
         conflict = None
         if kind in ("upsert", "upsert_many"):
             conflict = self._upsert_key(ctx, model, args)
+        increment = None
+        if kind in ("update", "update_many") and model.incrementable:
+            arg_type = self._argument_type(ctx, "Mutation", name, "increment")
+            increment = ctx.input_tree(args, "increment", arg_type, values_only=True)
         selection = self._object(ctx, model, nodes)
-        return Write(key, kind, model, id_ref, input_tree, selection, condition, conflict, by=by)
+        return Write(
+            key,
+            kind,
+            model,
+            id_ref,
+            input_tree,
+            selection,
+            condition,
+            conflict,
+            by=by,
+            increment=increment,
+        )
 
     @staticmethod
     def _upsert_key(ctx: _Context, model: ModelInfo, args: Any) -> ColumnInfo:

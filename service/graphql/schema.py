@@ -31,6 +31,7 @@ from service.graphql.catalog import (
     Catalog,
     ColumnInfo,
     ModelInfo,
+    RootFunction,
     aggregate_type,
     api_fields,
     camel,
@@ -295,6 +296,9 @@ def _read_fields(b: _Builder, catalog: Catalog, *, live: bool) -> list[Strawberr
             )
         )
         for function in model.query_functions:
+            if function.returns is not None:
+                fields.append(_function_value_field(b, function, then))
+                continue
             fields.append(
                 b.field(
                     function.field,
@@ -665,12 +669,26 @@ def _mutation_fields(b: _Builder, catalog: Catalog, model: ModelInfo) -> list[St
             kind="input",
             description=f"Changes to a {name}; an absent field stays as it is.",
         )
+        changes = {"input": (f"{name}UpdateInput", UNSET)}
+        if model.incrementable:
+            b.define(
+                f"{name}IncrementInput",
+                [
+                    b.field(c.field, f"{_annotation(c)} | None", default=UNSET)
+                    for c in model.incrementable
+                ],
+                kind="input",
+                description="Amounts to add to number columns (negative ones subtract), in "
+                "the update's statement: concurrent increments all count. A null column "
+                "stays null.",
+            )
+            changes["increment"] = (f"{name}IncrementInput | None", UNSET)
         if "update" in names:
             fields.append(
                 b.field(
                     names["update"],
                     f"{name} | None",
-                    args={pk.field: (pk_type, UNSET), "input": (f"{name}UpdateInput", UNSET)},
+                    args={pk.field: (pk_type, UNSET), **changes},
                     description="The updated row, or null when no visible row has this id.",
                 )
             )
@@ -678,7 +696,7 @@ def _mutation_fields(b: _Builder, catalog: Catalog, model: ModelInfo) -> list[St
             b.field(
                 names["update_many"],
                 f"list[{name}]",
-                args={"filter": (f"{name}Filter", UNSET), "input": (f"{name}UpdateInput", UNSET)},
+                args={"filter": (f"{name}Filter", UNSET), **changes},
                 description=_MANY.format(verb="updated", name=name),
             )
         )
@@ -695,6 +713,8 @@ def _mutation_fields(b: _Builder, catalog: Catalog, model: ModelInfo) -> list[St
         args = {column.field: (_annotation(column), UNSET)}
         if kind == "update":
             args["input"] = (f"{name}UpdateInput", UNSET)
+            if model.incrementable:
+                args["increment"] = (f"{name}IncrementInput | None", UNSET)
         fields.append(
             b.field(
                 field_name,
@@ -717,7 +737,9 @@ def _mutation_fields(b: _Builder, catalog: Catalog, model: ModelInfo) -> list[St
 
 def _mutation_function_fields(b: _Builder, model: ModelInfo) -> list[StrawberryField]:
     return [
-        b.field(
+        _function_value_field(b, function, "")
+        if function.returns is not None
+        else b.field(
             function.field,
             f"list[{model.type_name}]",
             args=_function_arguments(function.arguments),
@@ -726,6 +748,17 @@ def _mutation_function_fields(b: _Builder, model: ModelInfo) -> list[StrawberryF
         )
         for function in model.mutation_functions
     ]
+
+
+def _function_value_field(b: _Builder, function: RootFunction, then: str) -> StrawberryField:
+    assert function.returns is not None
+    return b.field(
+        function.field,
+        f"{_annotation(function.returns)} | None",
+        args=_function_arguments(function.arguments),
+        description=f"What the SQL function {function.function.name} returns, called as the "
+        "caller." + then,
+    )
 
 
 def _upsert_fields(b: _Builder, model: ModelInfo) -> list[StrawberryField]:

@@ -576,6 +576,12 @@ class Emitter:
         function called with the request's values."""
         return c.model.read_from if c.source is None else self._called(c.source)
 
+    def function_value(self, source: RowFunction) -> str:
+        """A function's value, as the type its declaration names (JSON like a column's)."""
+        returns = source.function.returns
+        assert returns is not None
+        return f"{self._called(source)}::{returns.sql_type}"
+
     def _called(self, source: RowFunction) -> str:
         return self._call(source.function.function, source.function.arguments, source.arguments)
 
@@ -804,9 +810,10 @@ class Emitter:
 
     # writes: one statement each, the write and the returned selection together
 
-    def write(self, w: Write, columns: tuple[str, ...]) -> str:
+    def write(self, w: Write, columns: tuple[str, ...], increments: tuple[str, ...] = ()) -> str:
         """The write and its returned selection; the columns' values are bound from the
-        request's validated input (`WRITE_VALUES` in the variables), so the SQL is reusable.
+        request's validated input (`WRITE_VALUES` in the variables), so the SQL is reusable;
+        so are an update's `increments` (`WRITE_INCREMENTS`).
 
         The selection is the write's RETURNING clause: sub-selects there read the other
         tables as they were when the statement began, as they would from a WITH around it.
@@ -815,6 +822,8 @@ class Emitter:
         a = self.alias()
         table = model.qualified_table
         pk = model.primary_key
+        if w.source is not None and w.source.function.returns is not None:
+            return f"SELECT to_json({self.function_value(w.source)})"  # a mutation's value
         if w.source is not None:
             # A mutation function: its rows in the order it returns them, and how many
             # (execute.py refuses more than a page, rolling back, as for updateXs).
@@ -843,7 +852,8 @@ class Emitter:
             if w.kind == "delete_many":
                 change = f"DELETE FROM {table} AS {a} WHERE {where}"
             else:
-                change = f"UPDATE {table} AS {a} SET {self._sets(w, columns, a)} WHERE {where}"
+                sets = self._sets(w, columns, a, increments)
+                change = f"UPDATE {table} AS {a} SET {sets} WHERE {where}"
             # the primary key as one value (a row of its columns when there are several)
             key = ", ".join(f"{a}.{_quote(c.name)}" for c in model.key)
             key = key if model.keyed_by_one else f"ROW({key})"
@@ -869,7 +879,8 @@ class Emitter:
             if w.kind == "delete":
                 change = f"DELETE FROM {table} AS {a} WHERE {match}"
             else:
-                change = f"UPDATE {table} AS {a} SET {self._sets(w, columns, a)} WHERE {match}"
+                sets = self._sets(w, columns, a, increments)
+                change = f"UPDATE {table} AS {a} SET {sets} WHERE {match}"
         return f"{change} RETURNING {self.object(w.selection, a)}"
 
     # a create with rows nested in its input: a statement per level, then its answer
@@ -961,10 +972,18 @@ class Emitter:
             sets = [f"{_quote(key.name)} = {a}.{_quote(key.name)}"]
         return f" ON CONFLICT ({_quote(key.name)}) DO UPDATE SET {', '.join(sets)}"
 
-    def _sets(self, w: Write, columns: tuple[str, ...], a: str) -> str:
-        """An update's SET: the given columns, bound, and those every update touches."""
+    def _sets(
+        self, w: Write, columns: tuple[str, ...], a: str, increments: tuple[str, ...] = ()
+    ) -> str:
+        """An update's SET: the given columns, bound, the incremented ones added to (their
+        value as the statement finds the row, so concurrent increments all count), and those
+        every update touches."""
         model = w.model
         sets = [f"{_quote(n)} = {self.bind_value(model.column(n), _Input(n))}" for n in columns]
+        sets += [
+            f"{_quote(n)} = {a}.{_quote(n)} + {self.bind_value(model.column(n), _Increment(n))}"
+            for n in increments
+        ]
         sets += [f"{_quote(c.name)} = now()" for c in model.columns.values() if c.touch_on_update]
         if not sets:
             pk = _quote(model.primary_key.name)
@@ -975,6 +994,18 @@ class Emitter:
 # Where a write's validated input values travel among the variables: no GraphQL variable
 # name can contain a NUL.
 WRITE_VALUES = "\x00input"
+
+
+# An update's amounts to add, by column (see `_sets`).
+WRITE_INCREMENTS = "\x00increment"
+
+
+@dataclass(frozen=True)
+class _Increment:
+    column: str
+
+    def __call__(self, variables: Variables) -> Any:
+        return variables[WRITE_INCREMENTS][self.column]
 
 
 @dataclass(frozen=True)

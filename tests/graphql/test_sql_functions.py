@@ -48,10 +48,15 @@ class Event(EventBase, table=True):
     __query_functions__ = {
         "events_between": {"since": datetime, "until": datetime | None},
         "events_with_seats": {"at_least": int},
+        # functions of one value: a number, a time, an array
+        "events_seats_total": (int, {"since": datetime | None}),
+        "events_first_start": (datetime, {}),
+        "events_titles_with_seats": (list[str], {"at_least": int}),
     }
     __mutation_functions__ = {
         "add_events": {"title": str, "count": int},
         "postpone_events": {"ids": list[uuid.UUID], "days": int},
+        "clear_seats": (int, {"ids": list[uuid.UUID]}),
     }
 
     id: uuid.UUID = uuid_primary_key()
@@ -89,6 +94,18 @@ FUNCTIONS = (
     "LANGUAGE plpgsql AS $$ BEGIN "
     "UPDATE events SET starts_at = starts_at + days * interval '1 day' WHERE id = ANY(ids); "
     "RETURN QUERY SELECT * FROM events WHERE id = ANY(ids) ORDER BY starts_at DESC; END $$",
+    # functions of one value (the sum is bigint: the service casts to the declared integer)
+    "CREATE FUNCTION events_seats_total(since timestamptz) RETURNS bigint LANGUAGE sql STABLE "
+    "AS $$ SELECT sum(seats) FROM events WHERE since IS NULL OR starts_at >= since $$",
+    "CREATE FUNCTION events_first_start() RETURNS timestamptz LANGUAGE sql STABLE "
+    "AS $$ SELECT min(starts_at) FROM events $$",
+    "CREATE FUNCTION events_titles_with_seats(at_least integer) RETURNS text[] "
+    "LANGUAGE sql STABLE AS $$ SELECT array_agg(title ORDER BY title) FROM events "
+    "WHERE seats >= at_least $$",
+    # how many events it emptied: only those the caller may change (Row Level Security)
+    "CREATE FUNCTION clear_seats(ids uuid[]) RETURNS integer LANGUAGE sql "
+    "AS $$ WITH cleared AS (UPDATE events SET seats = 0 WHERE id = ANY(ids) RETURNING 1) "
+    "SELECT count(*)::integer FROM cleared $$",
     # everyone reads and adds events; only a signed-in user moves them
     "ALTER TABLE events ENABLE ROW LEVEL SECURITY",
     "CREATE POLICY events_read ON events FOR SELECT USING (true)",
@@ -301,6 +318,57 @@ async def test_a_refused_or_oversized_call_changes_nothing(events):
     assert await _starts(events) == before
 
 
+async def test_functions_of_one_value_are_fields_of_its_type(events):
+    body = await gql(
+        events,
+        """{ __type(name: "Query") { fields { name type { kind name ofType { name } }
+             args { name type { kind } } } } }""",
+    )
+    fields = {f["name"]: f for f in body["data"]["__type"]["fields"]}
+    assert fields["eventsSeatsTotal"]["type"] == {"kind": "SCALAR", "name": "Int", "ofType": None}
+    assert fields["eventsSeatsTotal"]["args"] == [{"name": "since", "type": {"kind": "SCALAR"}}]
+    assert fields["eventsFirstStart"]["type"]["name"] == "DateTime"
+    assert fields["eventsTitlesWithSeats"]["type"] == {
+        "kind": "LIST",
+        "name": None,
+        "ofType": {"name": "String"},
+    }
+    total = sum(n for _, _, n in EVENTS)
+    body = await gql(
+        events,
+        """query($since: DateTime) {
+             all: eventsSeatsTotal total: eventsSeatsTotal(since: $since)
+             none: eventsSeatsTotal(since: "2030-01-01T00:00:00Z")
+             eventsFirstStart eventsTitlesWithSeats(atLeast: 3)
+             events(first: 1) { totalCount } }""",
+        {"since": "2026-03-09T00:00:00Z"},
+    )
+    assert body == {
+        "data": {
+            "all": total,
+            "total": EVENTS[8][2] + EVENTS[9][2],
+            "none": None,  # sum of no rows: the function's null
+            "eventsFirstStart": "2026-03-01T18:00:00+00:00",
+            "eventsTitlesWithSeats": ["Day 03", "Day 07"],
+            "events": {"totalCount": 10},
+        }
+    }
+    body = await gql(events, "{ eventsTitlesWithSeats(atLeast: 9) }")
+    assert body == {"data": {"eventsTitlesWithSeats": None}}
+
+
+async def test_a_mutation_function_of_one_value_writes_as_the_caller(events):
+    ids = await gql(events, "{ events(filter: {seats: {gt: 0}}) { nodes { id } } }")
+    with_seats = [n["id"] for n in ids["data"]["events"]["nodes"]]
+    clear = "mutation($ids: [UUID!]!) { clearSeats(ids: $ids) }"
+    # anonymous callers may not change events: none cleared
+    assert await gql(events, clear, {"ids": with_seats}) == {"data": {"clearSeats": 0}}
+    body = await gql(events, clear, {"ids": with_seats[:3]}, as_user=ALICE)
+    assert body == {"data": {"clearSeats": 3}}
+    left = await gql(events, "{ events(filter: {seats: {gt: 0}}) { totalCount } }")
+    assert left["data"]["events"]["totalCount"] == len(with_seats) - 3
+
+
 @settings(FUZZ, max_examples=150)
 @given(data=st.data())
 async def test_any_operation_on_sql_functions_gets_data_or_client_errors(
@@ -308,7 +376,15 @@ async def test_any_operation_on_sql_functions_gets_data_or_client_errors(
 ) -> None:
     # test_fuzz.py's property on this schema: any arguments the functions may be given (not
     # addEvents, whose `count` may ask for two billion rows: the statement timeout's job)
-    fields = ["eventsBetween", "eventsWithSeats", "postponeEvents", "events"]
+    fields = [
+        "eventsBetween",
+        "eventsWithSeats",
+        "eventsSeatsTotal",
+        "eventsTitlesWithSeats",
+        "postponeEvents",
+        "clearSeats",
+        "events",
+    ]
     operation = data.draw(
         from_schema(await served_schema(events), fields=fields, custom_scalars=SCALARS)
     )
@@ -325,6 +401,7 @@ async def test_any_operation_on_sql_functions_gets_data_or_client_errors(
         ({"tags": dict[str, str]}, "not a column type"),
         ({"tags": list[dict[str, str]]}, "not a column type"),
         ({"either": int | str}, "not a column type"),
+        ((dict[str, str], {"title": str}), "not a column type"),  # what it returns
     ],
 )
 def test_a_declaration_the_api_cannot_serve_stops_the_service_at_start(arguments, problem):
@@ -337,6 +414,20 @@ def test_a_declaration_the_api_cannot_serve_stops_the_service_at_start(arguments
 
     table = Table("events", MetaData(), Column("id", Integer, primary_key=True))
     with pytest.raises(TypeError, match=problem):
+        _root_functions(Event, table, "__query_functions__")  # type: ignore[arg-type]
+
+
+def test_a_rank_of_a_function_of_one_value_stops_the_service_at_start():
+    from sqlalchemy import Column, Integer, MetaData, Table
+
+    from service.graphql.catalog import _root_functions
+
+    class Event:
+        __query_functions__ = {"events_count": (int, {"title": str})}
+        __query_function_ranks__ = {"events_count": "events_rank"}
+
+    table = Table("events", MetaData(), Column("id", Integer, primary_key=True))
+    with pytest.raises(TypeError, match="a rank orders rows"):
         _root_functions(Event, table, "__query_functions__")  # type: ignore[arg-type]
 
 
