@@ -216,6 +216,8 @@ class ModelInfo:
     # computed columns that take arguments, by field name: selected only (not in `columns`,
     # so never filtered, ordered or aggregated, which would need their arguments)
     computed_calls: dict[str, ColumnInfo] = field(default_factory=dict)
+    # computed relations, by field name: (the type of their rows, the function of this row)
+    computed_relations: dict[str, tuple[str, RootFunction]] = field(default_factory=dict)
 
     @property
     def lookups(self) -> dict[str, ColumnInfo]:
@@ -301,8 +303,11 @@ class ModelInfo:
 
     @property
     def has_computed(self) -> bool:
-        return bool(self.computed_calls) or any(
-            c.computed is not None for c in self.columns.values()
+        """Does anything the model's rows answer call a function of the whole row?"""
+        return (
+            bool(self.computed_calls)
+            or bool(self.computed_relations)
+            or any(c.computed is not None for c in self.columns.values())
         )
 
     @property
@@ -337,6 +342,7 @@ class ModelInfo:
         every = [*self.columns.values(), *self.computed_calls.values()]
         computed = [c.computed for c in every if c.computed is not None]
         roots = self.query_functions + self.mutation_functions
+        roots += tuple(function for _, function in self.computed_relations.values())
         ranks = [f.rank for f in self.query_functions if f.rank is not None]
         return computed + [f.function for f in roots] + ranks
 
@@ -399,6 +405,7 @@ class Catalog:
         by_class = {info.model: info for info in infos}
         for mapper, info in zip(served, infos, strict=True):
             info.relations = _relations(mapper, by_class)
+            info.computed_relations = _computed_relations(info, {i.type_name for i in infos})
         return cls(infos)
 
 
@@ -529,6 +536,38 @@ def _computed_columns(model: type[SQLModel], table: Table) -> list[ColumnInfo]:
             )
         )
     return infos
+
+
+def _computed_relations(info: ModelInfo, types: set[str]) -> dict[str, tuple[str, RootFunction]]:
+    """A model's `__computed_relations__ = {"similar_posts": "Post"}`: connections over the rows
+    a SQL function of the row returns, `<table>_<name>(<table>)` returning `SETOF` the named
+    model's table (PostGraphile's computed columns that return sets). `("Post", {"limit":
+    int})` adds arguments after the row. The function runs as the caller, its rows under Row
+    Level Security; they are paged, filtered and ordered like the named model's."""
+    model, table = info.model, info.table
+    declared: dict[str, Any] = getattr(model, "__computed_relations__", {})
+    if declared and getattr(model, "__read_view__", None):
+        raise TypeError(f"{model.__name__}: computed relations need a model read from its table")
+    relations = {}
+    for name, spec in declared.items():
+        where = f"{model.__name__}.__computed_relations__[{name!r}]"
+        target, arguments = spec if isinstance(spec, tuple) else (spec, {})
+        if target not in types:
+            raise TypeError(f"{where}: {target!r} is not a table model's name")
+        for argument in arguments:
+            if camel(argument) in _CONNECTION_ARGUMENTS:
+                raise TypeError(f"{where}[{argument!r}]: a connection's argument has this name")
+        field_name = camel(name)
+        if field_name in info.columns or field_name in info.relations:
+            raise TypeError(f"{where}: {model.__name__} has a field {field_name} already")
+        function = SqlFunction(
+            table.schema, f"{table.name}_{name}", f"{model.__name__}.__computed_relations__"
+        )
+        relations[field_name] = (
+            target,
+            RootFunction(field_name, function, _arguments(where, arguments)),
+        )
+    return relations
 
 
 # Arguments a connection has already, which a query function's may not be called.

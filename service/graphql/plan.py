@@ -440,6 +440,7 @@ class GroupedAggregates:
 class RowFunction:
     function: RootFunction
     arguments: tuple[Ref | Given, ...]  # a Const(None) for an argument left out
+    of_row: bool = False  # a computed relation's: called with its parent's row first
 
 
 @dataclass
@@ -734,6 +735,14 @@ class Planner:
                 arguments = subnodes[0].arguments
                 given = self._arguments(ctx, model.type_name, name, column.arguments, arguments)
                 selection.fields.append(ColumnField(key, column, given))
+            elif name in model.computed_relations:
+                target_name, function = model.computed_relations[name]
+                arguments = subnodes[0].arguments
+                given = self._arguments(ctx, model.type_name, name, function.arguments, arguments)
+                target = self.catalog[target_name]
+                connection = self._connection(ctx, key, target, None, subnodes)
+                connection.source = RowFunction(function, given, of_row=True)
+                selection.fields.append(connection)
             else:
                 relation = model.relations[name]
                 target = self.catalog[relation.target]

@@ -518,6 +518,18 @@ def _define_model_types(b: _Builder, catalog: Catalog, model: ModelInfo) -> None
             )
         else:
             fields.append(b.field(rel.field, f"{target.type_name} | None"))
+    for field_name, (target_name, function) in model.computed_relations.items():
+        args = {**_function_arguments(function.arguments), **connection_args(catalog[target_name])}
+        fields.append(
+            b.field(
+                field_name,
+                f"{target_name}Connection",
+                args=args,
+                description=f"The {target_name} rows the SQL function "
+                f"{function.function.name} returns for this {name}, of those visible to the "
+                "caller.",
+            )
+        )
     b.ns["strawberry"] = strawberry
     b.define(
         name,

@@ -362,7 +362,7 @@ class Emitter:
         page_conditions = list(base)
         # The sort keys' values over the table's rows; `sorted_as` reads them back from the
         # page's rows.
-        rows, values = self._sorted_rows(c, a)
+        rows, values = self._sorted_rows(c, a, parent)
         related = [i for i, k in enumerate(c.order) if k.derived]
         extra = "".join(f", {values[i]} AS _s{i}" for i in related)
         if c.model.has_computed:
@@ -459,7 +459,7 @@ class Emitter:
         `select` gets the rows' alias."""
         t = self.alias()
         conditions = " AND ".join(self._base_conditions(c, t, parent)) or "true"
-        return f"(SELECT {select(t)} FROM {self._rows_of(c)} {t} WHERE {conditions})"
+        return f"(SELECT {select(t)} FROM {self._rows_of(c, parent)} {t} WHERE {conditions})"
 
     def _total_count(self, c: Connection, parent: str | None) -> str:
         return self._over_matching_rows(c, parent, lambda t: "count(*)")
@@ -516,7 +516,7 @@ class Emitter:
         outer = ", ".join(f"{g}._o{i} {d}" for i, (_, d) in enumerate(values))
         return (
             f"(SELECT coalesce(json_agg({g}._group ORDER BY {outer}), '[]'::json) "
-            f"FROM (SELECT {group} AS _group{columns} FROM {self._rows_of(c)} {t} "
+            f"FROM (SELECT {group} AS _group{columns} FROM {self._rows_of(c, parent)} {t} "
             f"WHERE {conditions} GROUP BY {', '.join(keys.values())} "
             f"{f'HAVING {having} ' if having else ''}ORDER BY {inner} LIMIT {size}) {g})"
         )
@@ -567,14 +567,22 @@ class Emitter:
         t = self.alias()
         conditions = self._base_conditions(c, t, parent)
         # rows not after `after` are before it (or it); rows not before `before` follow it
-        rows, values = self._sorted_rows(c, t)
+        rows, values = self._sorted_rows(c, t, parent)
         conditions.append(f"NOT {self._keyset(c, values, bound, after=before)}")
         return f"EXISTS (SELECT FROM {rows} WHERE {' AND '.join(conditions)})"
 
-    def _rows_of(self, c: Connection) -> str:
+    def _rows_of(self, c: Connection, parent: str | None = None) -> str:
         """What the connection's rows are read from: the model's table (or view), or its query
-        function called with the request's values."""
-        return c.model.read_from if c.source is None else self._called(c.source)
+        function called with the request's values (a computed relation's: with the parent's
+        whole row first)."""
+        if c.source is None:
+            return c.model.read_from
+        if c.source.of_row:
+            assert parent is not None
+            row = self._whole_rows.get(parent, parent)
+            function = c.source.function
+            return self._call(function.function, function.arguments, c.source.arguments, row)
+        return self._called(c.source)
 
     def function_value(self, source: RowFunction) -> str:
         """A function's value, as the type its declaration names (JSON like a column's)."""
@@ -612,7 +620,7 @@ class Emitter:
             raise BadUserInput(f"`{name}` may be at most {limit}", field=name)
         return size
 
-    def _sorted_rows(self, c: Connection, a: str) -> tuple[str, list[str]]:
+    def _sorted_rows(self, c: Connection, a: str, parent: str | None) -> tuple[str, list[str]]:
         """The FROM of the connection's rows (alias `a`), and its sort keys' values there.
 
         A value through relations (a sub-select) or of a computed column (its function) is
@@ -621,7 +629,7 @@ class Emitter:
         names each key up to three times), so it runs once a row.
         """
         values = [self._sort_value(k, k.path, a) for k in c.order]
-        rows = f"{self._rows_of(c)} {a}"
+        rows = f"{self._rows_of(c, parent)} {a}"
         if not any(k.derived for k in c.order):
             return rows, values
         s = self.alias()

@@ -44,6 +44,11 @@ class Note(NoteBase, table=True):
     __tablename__ = "notes"
     # Functions of the row, created by the migration: notes_word_count(notes), ...
     __computed_columns__ = {"word_count": int, "headline": str, "author_posts": int}
+    # Connections over rows functions of the row return: notes_siblings(notes), ...
+    __computed_relations__ = {
+        "siblings": "Note",
+        "owner_posts": ("Post", {"titled": str | None}),
+    }
 
     id: uuid.UUID = uuid_primary_key()
     owner_id: uuid.UUID = owner_id()
@@ -73,6 +78,13 @@ FUNCTIONS = (
     # reads posts as the caller: their policies decide which of the owner's posts count
     "CREATE FUNCTION notes_author_posts(n notes) RETURNS bigint LANGUAGE sql STABLE AS $$ "
     "SELECT count(*) FROM posts WHERE posts.author_id = n.owner_id $$",
+    # computed relations: the other notes on the note's post; its owner's posts (as the
+    # caller sees them), those of one title when `titled` is given
+    "CREATE FUNCTION notes_siblings(n notes) RETURNS SETOF notes LANGUAGE sql STABLE AS $$ "
+    "SELECT * FROM notes WHERE post_id = n.post_id AND id <> n.id $$",
+    "CREATE FUNCTION notes_owner_posts(n notes, titled text) RETURNS SETOF posts "
+    "LANGUAGE sql STABLE AS $$ SELECT * FROM posts WHERE author_id = n.owner_id "
+    "AND (titled IS NULL OR title = titled) $$",
 )
 
 
@@ -187,6 +199,82 @@ async def test_a_computed_column_reads_other_tables_as_the_caller(notes, seeded)
     # the seed gives Alice the 12 even-numbered of its 25 published posts
     assert as_alice["data"]["notes"]["nodes"] == [{"authorPosts": 13}]
     assert as_bob["data"]["notes"]["nodes"] == [{"authorPosts": 12}]
+
+
+async def test_computed_relations_are_connections_over_a_function_of_the_row(notes, seeded):
+    http = notes
+    fields = await gql(
+        http,
+        """{ __type(name: "Note") { fields { name type { kind ofType { name } }
+             args { name } } } }""",
+    )
+    by_name = {f["name"]: f for f in fields["data"]["__type"]["fields"]}
+    assert by_name["siblings"]["type"] == {"kind": "NON_NULL", "ofType": {"name": "NoteConnection"}}
+    assert [a["name"] for a in by_name["ownerPosts"]["args"]] == [
+        "titled",
+        "first",
+        "after",
+        "last",
+        "before",
+        "filter",
+        "orderBy",
+    ]
+    await _write_notes(http)
+    page = """query($after: String) { notes(filter: {title: {eq: "One"}}) { nodes {
+        siblings(orderBy: {title: ASC}, first: 2, after: $after) {
+          totalCount aggregates { max { wordCount } }
+          nodes { title wordCount } pageInfo { hasNextPage endCursor } } } } }"""
+    first = await gql(http, page)
+    assert "errors" not in first, first
+    siblings = first["data"]["notes"]["nodes"][0]["siblings"]
+    assert siblings["totalCount"] == 4  # the other notes on its post
+    assert siblings["aggregates"] == {"max": {"wordCount": 3}}
+    assert siblings["nodes"] == [
+        {"title": "Also two", "wordCount": 2},
+        {"title": "Empty", "wordCount": 0},
+    ]
+    after = siblings["pageInfo"]["endCursor"]
+    second = await gql(http, page, {"after": after})
+    rest = second["data"]["notes"]["nodes"][0]["siblings"]
+    assert [n["title"] for n in rest["nodes"]] == ["Three", "Two"]
+    assert rest["pageInfo"]["hasNextPage"] is False
+    # under a note found by id, filtered, and in a write's answer
+    one = await gql(http, '{ notes(filter: {title: {eq: "One"}}) { nodes { id } } }')
+    one_id = one["data"]["notes"]["nodes"][0]["id"]
+    body = await gql(
+        http,
+        """query($id: UUID!) { note(id: $id) {
+             siblings(filter: {title: {startsWith: "T"}}) { nodes { title } } } }""",
+        {"id": one_id},
+    )
+    assert sorted(n["title"] for n in body["data"]["note"]["siblings"]["nodes"]) == ["Three", "Two"]
+    body = await gql(
+        http,
+        """mutation($post: UUID!) { createNote(input: {title: "New", postId: $post}) {
+             siblings { totalCount } } }""",
+        {"post": post_id(2)},
+        as_user=ALICE,
+    )
+    assert body["data"]["createNote"]["siblings"]["totalCount"] == 5
+
+
+async def test_a_computed_relation_reads_its_rows_as_the_caller(notes, seeded):
+    http = notes
+    await _write_notes(http)  # Alice's notes: ownerPosts are her posts
+    await add_drafts(seeded, ALICE, "Draft")
+    query = """query($titled: String) { notes(filter: {title: {eq: "One"}}) { nodes {
+        ownerPosts(titled: $titled, orderBy: {title: DESC}, first: 1) {
+          totalCount nodes { title } } } } }"""
+    as_alice = await gql(http, query, as_user=ALICE)
+    as_bob = await gql(http, query, as_user=BOB)
+    assert as_alice["data"]["notes"]["nodes"] == [
+        {"ownerPosts": {"totalCount": 13, "nodes": [{"title": "Post 24"}]}}
+    ]
+    assert as_bob["data"]["notes"]["nodes"][0]["ownerPosts"]["totalCount"] == 12
+    drafts = await gql(http, query, {"titled": "Draft"}, as_user=BOB)
+    assert drafts["data"]["notes"]["nodes"][0]["ownerPosts"] == {"totalCount": 0, "nodes": []}
+    drafts = await gql(http, query, {"titled": "Draft"}, as_user=ALICE)
+    assert drafts["data"]["notes"]["nodes"][0]["ownerPosts"]["nodes"] == [{"title": "Draft"}]
 
 
 @settings(FUZZ, max_examples=200)
