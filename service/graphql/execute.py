@@ -480,8 +480,8 @@ class Executor:
                 [(f"inputs[{i}]", item) for i, item in enumerate(given)], limit=limit
             )
             if write.conflict is not None:
-                column = write.conflict.name
-                _one_input_per_key([{column: v} for v in new.columns[column]], write.conflict)
+                keys = new.columns.get(write.conflict.name, [_THE_CALLER] * len(given))
+                _one_input_per_key(keys, write.conflict)
             return new
         rows = []
         for i, item in enumerate(given):
@@ -490,7 +490,8 @@ class Executor:
             except BadUserInput as error:
                 raise BadUserInput(f"inputs[{i}]: {error.message}", **error.extensions) from None
         if write.conflict is not None:
-            _one_input_per_key(rows, write.conflict)
+            name = write.conflict.name
+            _one_input_per_key([row.get(name, _THE_CALLER) for row in rows], write.conflict)
         # a create's validation gives every column of its class: the same ones for every row
         return {column: [row[column] for row in rows] for column in (rows[0] if rows else ())}
 
@@ -555,22 +556,27 @@ async def _create_nested(
     return answer
 
 
-def _one_input_per_key(rows: list[dict[str, Any]], key: ColumnInfo) -> None:
-    """PostgreSQL cannot update one row twice in a statement: say which inputs collide."""
+def _one_input_per_key(values: list[Any], key: ColumnInfo) -> None:
+    """PostgreSQL cannot update one row twice in a statement: say which inputs collide. A key
+    its default fills with the caller's id (`_THE_CALLER`, not in the input) is the same for
+    every input: one row per caller."""
     seen: dict[Any, int] = {}
-    for i, row in enumerate(rows):
-        value = row[key.name]
+    for i, value in enumerate(values):
         if value is None:  # NULLs are distinct: each is a new row
             continue
         if not isinstance(value, Hashable):  # a JSON or array key
             value = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
         first = seen.setdefault(value, i)
         if first != i:
+            whose = " (the caller's id)" if value is _THE_CALLER else ""
             raise BadUserInput(
-                f"inputs[{i}]: the same `{key.field}` as inputs[{first}]; one row takes one "
-                "input per upsert",
+                f"inputs[{i}]: the same `{key.field}` as inputs[{first}]{whose}; one row takes "
+                "one input per upsert",
                 field=key.field,
             )
+
+
+_THE_CALLER = object()  # the value of a key its default fills with the caller's id
 
 
 def _for_caller(error: ApiError, anonymous: bool) -> ApiError:

@@ -318,6 +318,16 @@ async def test_a_unique_owner_column_makes_each_users_own_row_the_key(profiles, 
     anonymous = await gql(http, upsert, {"in": {"theme": "x"}})
     assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
+    # upsertSettings: every input's key is the caller's id, so one input at most
+    many = """mutation($in: [SettingCreateInput!]!) { upsertSettings(inputs: $in) { theme } }"""
+    one = await gql(http, many, {"in": [{"theme": "solar"}]}, as_user=ALICE)
+    assert one["data"]["upsertSettings"] == [{"theme": "solar"}]
+    two = await gql(http, many, {"in": [{"theme": "a"}, {"theme": "b"}]}, as_user=ALICE)
+    assert two["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "ownerId"}
+    assert two["errors"][0]["message"].startswith(
+        "inputs[1]: the same `ownerId` as inputs[0] (the caller's id)"
+    )
+
     connection = await asyncpg.connect(**seeded.asyncpg_kwargs())
     try:
         rows = await connection.fetch("SELECT owner_id::text, theme FROM settings ORDER BY 2")
