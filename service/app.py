@@ -36,6 +36,7 @@ from service.http.compress import ResponseCompression
 from service.http.graphiql import ASSETS_PATH, graphiql_assets_app
 from service.http.graphql import GraphQLEndpoint
 from service.http.health import livez, readyz
+from service.http.live import LiveQueries
 from service.http.metrics import (
     POOL_CONNECTIONS,
     POOL_MAX,
@@ -47,6 +48,7 @@ from service.http.metrics import (
 )
 from service.http.observe import RequestObserver
 from service.http.persisted import PersistedQueries, load_trusted_documents
+from service.http.sse import EventStreams
 from service.http.websocket import GraphQLWebSocket
 from service.logs import setup_logging
 from service.settings import Settings, get_settings
@@ -127,6 +129,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state = app.state
         state.shutting_down = False
+        state.stopping = asyncio.Event()  # set as the server stops: event streams end
         state.readiness_cache = None
         state.pool = None
         state.startup_reason = "starting"
@@ -181,15 +184,19 @@ def create_app(
         ),
     )
 
+    # Subscriptions over WebSocket and event streams share their polls (live.py).
+    live_queries = LiveQueries(settings.subscription_poll_seconds, settings.max_live_queries)
+    endpoint.events = EventStreams(
+        endpoint, live_queries, keepalive_seconds=settings.sse_keepalive_seconds
+    )
     routes: list[BaseRoute] = [
         Route("/graphql", endpoint.handle, methods=["GET", "POST"]),
         WebSocketRoute(
             "/graphql",
             GraphQLWebSocket(
                 endpoint,
-                poll_seconds=settings.subscription_poll_seconds,
+                live_queries,
                 max_subscriptions=settings.max_subscriptions_per_connection,
-                max_live_queries=settings.max_live_queries,
                 max_message_bytes=settings.max_body_bytes,
             ).handle,
         ),
@@ -324,6 +331,11 @@ def _drain_on_sigterm(app: Starlette, settings: Settings) -> None:
             delay,
             settings.shutdown_grace_seconds,
         )
-        loop.call_soon_threadsafe(lambda: loop.call_later(delay, server_handler, signum, frame))
+
+        def stop() -> None:
+            app.state.stopping.set()  # open event streams end, so they do not hold the exit
+            server_handler(signum, frame)
+
+        loop.call_soon_threadsafe(lambda: loop.call_later(delay, stop))
 
     signal.signal(signal.SIGTERM, on_sigterm)

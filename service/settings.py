@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     max_subscriptions_per_connection: int = Field(20, ge=0)
     # distinct live queries one process polls (equal subscriptions share one)
     max_live_queries: int = Field(1000, ge=0)
+    # event streams (Accept: text/event-stream): a comment this often on a quiet stream, so
+    # proxies do not close it as idle
+    sse_keepalive_seconds: float = Field(15.0, gt=0)
 
     # OpenTelemetry: traces go over OTLP/HTTP when an endpoint is set (service/tracing.py);
     # the exporter reads these and the other OTEL_* variables itself.

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from functools import partial
+from typing import Any, Protocol
 
 import asyncpg
 import orjson
@@ -28,6 +30,8 @@ from service.graphql.errors import (
 from service.graphql.execute import Document, Executor, Result
 from service.http.compress import ResponseCompression
 from service.http.graphiql import graphiql_response, wants_graphiql
+from service.http.live import Outcome
+from service.http.negotiate import wants_event_stream
 from service.http.observe import CLIENT_CLOSED
 from service.http.persisted import PersistedQueries
 from service.tracing import Tracing
@@ -42,7 +46,8 @@ NEEDS_WEBSOCKET = orjson.dumps(
         "errors": [
             {
                 "message": "subscriptions are served over WebSocket at this endpoint "
-                "(graphql-transport-ws, as the graphql-ws client speaks it)",
+                "(graphql-transport-ws, as the graphql-ws client speaks it), or as an event "
+                "stream (Accept: text/event-stream)",
                 "extensions": {"code": Code.BAD_USER_INPUT.value},
             }
         ]
@@ -77,6 +82,17 @@ class Reply:
             headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
         await send({"type": "http.response.body", "body": self.body})
+
+
+def not_ready(state: Any, media_type: str) -> Reply:
+    """The answer while the service starts (no pool yet): 503, try again in a second."""
+    reply = _error(f"not ready: {state.startup_reason}", 503, media_type, Code.INTERNAL)
+    return reply.with_header("Retry-After", "1")
+
+
+def unauthenticated(error: InvalidToken, media_type: str) -> Reply:
+    reply = _error(str(error), 401, media_type, Code.UNAUTHENTICATED)
+    return reply.with_header("WWW-Authenticate", 'Bearer error="invalid_token"')
 
 
 def _error(message: str, status: int, media_type: str, code: Code = Code.BAD_USER_INPUT) -> Reply:
@@ -134,28 +150,38 @@ class GraphQLEndpoint:
         self.graphiql = graphiql
         self.compression = compression or ResponseCompression(level=0)
         self.tracing = tracing
+        # Event streams (sse.py), when the app serves them: set once both exist.
+        self.events: EventStreamServer | None = None
 
     async def handle(self, request: Request) -> Response:
         """The route's endpoint: GET and HEAD (queries; GraphiQL for browsers), and POST where
         the fast path does not apply (under a root path)."""
+        headers = _headers(request.scope)
+        if self.events is not None and wants_event_stream(headers.get(b"accept", "")):
+            return _Streamed(partial(self.events.serve, headers=headers))
         if request.method == "GET" and self.graphiql and wants_graphiql(request):
             return graphiql_response(request)
-        reply = await self.answer(request.scope, request.receive)
+        reply = await self.answer(request.scope, request.receive, headers)
         return reply.response()
 
     async def post(self, scope: Scope, receive: Receive, send: Send) -> None:
         """POST /graphql as plain ASGI, with no Request or Response objects: this is the path
         every API call takes, and those objects cost several µs of a ~100 µs request."""
-        reply = await self.answer(scope, receive)
+        headers = _headers(scope)
+        if self.events is not None and wants_event_stream(headers.get(b"accept", "")):
+            await self.events.serve(scope, receive, send, headers)
+            return
+        reply = await self.answer(scope, receive, headers)
         await reply.send(send)
 
-    async def answer(self, scope: Scope, receive: Receive) -> Reply:
-        headers = _headers(scope)
+    async def answer(
+        self, scope: Scope, receive: Receive, headers: dict[bytes, str] | None = None
+    ) -> Reply:
+        headers = _headers(scope) if headers is None else headers
         media_type = _response_type(headers)
         state = scope["app"].state
         if state.pool is None:
-            reply = _error(f"not ready: {state.startup_reason}", 503, media_type, Code.INTERNAL)
-            return reply.with_header("Retry-After", "1")
+            return not_ready(state, media_type)
         reply = await self._answer(scope, receive, headers, media_type, state.pool)
         if state.shutting_down:
             reply = reply.with_header("Connection", "close")  # clients reconnect elsewhere
@@ -181,38 +207,18 @@ class GraphQLEndpoint:
         try:
             principal = await self.authenticator.principal(headers.get(b"authorization"))
         except InvalidToken as error:
-            reply = _error(str(error), 401, media_type, Code.UNAUTHENTICATED)
-            return reply.with_header("WWW-Authenticate", 'Bearer error="invalid_token"')
+            return unauthenticated(error, media_type)
         scope["principal_role"] = principal.role
         from_url = scope["method"] in ("GET", "HEAD")
-        params: Params | list[Params | ApiError]
-        if from_url:
-            try:
-                params = self._from_query_string(scope)
-            except ApiError as error:
-                return _error(error.message, _status(error), media_type, error.code)
-        else:
-            try:
-                params = await self._from_body(receive, headers)
-            except ApiError as error:
-                return _error(error.message, _status(error), media_type, error.code)
-            except _UnsupportedMediaType:
-                return _error(
-                    "send JSON (Content-Type: application/json) or application/graphql",
-                    415,
-                    media_type,
-                )
-            except _TooLarge:
-                return _error(
-                    f"request body over {self.max_body_bytes} bytes",
-                    413,
-                    media_type,
-                    Code.LIMIT_EXCEEDED,
-                )
-            except ClientDisconnect:
-                # Hung up before the request was whole: nobody to answer. The request log and
-                # metrics show 499, nginx's "client closed request".
-                return Reply(CLIENT_CLOSED, b"", media_type)
+        try:
+            params = await self.read_params(scope, receive, headers)
+        except RequestRefused as refused:
+            why = refused.error
+            return _error(why.message, refused.status, media_type, why.code)
+        except ClientDisconnect:
+            # Hung up before the request was whole: nobody to answer. The request log and
+            # metrics show 499, nginx's "client closed request".
+            return Reply(CLIENT_CLOSED, b"", media_type)
         if isinstance(params, list):
             return await self._answer_batch(scope, pool, principal, params, media_type)
         query, operation_name, variables = params
@@ -229,6 +235,33 @@ class GraphQLEndpoint:
             400 if result.outcome == "request_error" and media_type == GRAPHQL_RESPONSE else 200
         )
         return Reply(status, result.body, media_type)
+
+    async def outcome(
+        self,
+        state: Any,
+        principal: Principal,
+        prepared: Document,
+        variables: dict[str, Any] | None,
+        *,
+        live: bool,
+    ) -> Outcome:
+        """One run for a stream (a WebSocket's or an event stream's): ("next", the answer),
+        ("failed", an answer with errors that may pass: tried again next tick) or ("error",
+        errors that end the operation): see live.Outcome. `state`: the app's."""
+        if state.pool is None:  # still starting
+            not_ready = ApiError(f"not ready: {state.startup_reason}", code=Code.INTERNAL)
+            return "error", [not_ready.to_dict()]
+        try:
+            result = await self.run(state.pool, principal, prepared, variables, live=live)
+        except OperationFailed as failed:
+            if failed.status == 503:
+                return "failed", failed.body  # the database busy or away: tried again
+            return "error", orjson.loads(failed.body)["errors"]
+        if result.outcome == "request_error":  # variables, page sizes: it would never run
+            return "error", orjson.loads(result.body)["errors"]
+        if result.outcome == "field_error":  # e.g. a statement timed out
+            return "failed", result.body
+        return "next", result.body
 
     async def run(
         self,
@@ -319,6 +352,24 @@ class GraphQLEndpoint:
         scope["graphql_operation"] = "batch"
         scope["graphql_outcome"] = max(outcomes, key=_SEVERITY.index)
         return Reply(200, b"[" + b",".join(bodies) + b"]", media_type)
+
+    async def read_params(
+        self, scope: Scope, receive: Receive, headers: dict[bytes, str]
+    ) -> Params | list[Params | ApiError]:
+        """The request's operation (or batch of them), from the URL of a GET or the body of a
+        POST; `RequestRefused` with the HTTP status when it cannot be read."""
+        try:
+            if scope["method"] in ("GET", "HEAD"):
+                return self._from_query_string(scope)
+            return await self._from_body(receive, headers)
+        except ApiError as error:
+            raise RequestRefused(_status(error), error) from None
+        except _UnsupportedMediaType:
+            send_json = "send JSON (Content-Type: application/json) or application/graphql"
+            raise RequestRefused(415, BadUserInput(send_json)) from None
+        except _TooLarge:
+            too_large = LimitExceeded(f"request body over {self.max_body_bytes} bytes")
+            raise RequestRefused(413, too_large) from None
 
     def _from_query_string(self, scope: Scope) -> Params:
         q = QueryParams(scope["query_string"])
@@ -434,6 +485,30 @@ class OperationFailed(Exception):
     def reply(self, media_type: str) -> Reply:
         reply = Reply(self.status, self.body, media_type)
         return reply.with_header("Retry-After", "1") if self.status == 503 else reply
+
+
+class EventStreamServer(Protocol):
+    async def serve(
+        self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, str]
+    ) -> None: ...
+
+
+class _Streamed(Response):
+    """A route's answer that is an event stream: the ASGI app that sends it."""
+
+    def __init__(self, serve: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self.serve = serve
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.serve(scope, receive, send)
+
+
+class RequestRefused(Exception):
+    """A request whose operation cannot be read (the client's doing), with its HTTP status."""
+
+    def __init__(self, status: int, error: ApiError) -> None:
+        self.status = status
+        self.error = error
 
 
 class _TooLarge(Exception):

@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from service.graphql.errors import LimitExceeded
 from service.http.metrics import LIVE_QUERIES, LIVE_QUERY_RUNS
 
@@ -93,6 +95,19 @@ class _Poll:
 
     async def _deliver(self, outcome: Outcome) -> None:
         await asyncio.gather(*(listener.deliver(outcome) for listener in list(self.listeners)))
+
+
+def poll_key(
+    source: tuple[Any, ...], variables: dict[str, Any] | None, caller: Any
+) -> tuple[Any, ...]:
+    """What makes subscriptions share one poll: the same document and operation (`source`),
+    variables and caller (role and claims)."""
+    return (
+        *source,
+        orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS),
+        caller.role,
+        caller.claims_json,
+    )
 
 
 class LiveQueries:

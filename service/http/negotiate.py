@@ -27,3 +27,16 @@ def accepts_coding(header: str, coding: str) -> bool:
     allowed by `*`."""
     found = accepted(header)
     return found.get(coding, found.get("*", 0.0)) > 0.0
+
+
+EVENT_STREAM = "text/event-stream"
+_ANSWERS = ("application/json", "application/graphql-response+json")
+
+
+def wants_event_stream(accept: str) -> bool:
+    """Does an Accept header ask for an event stream (sse.py) rather than one JSON answer?"""
+    if EVENT_STREAM not in accept:  # the usual request: one substring test
+        return False
+    found = accepted(accept)
+    q = found.get(EVENT_STREAM, 0.0)
+    return q > 0 and q >= max(found.get(answer, 0.0) for answer in _ANSWERS)

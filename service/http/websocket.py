@@ -29,10 +29,10 @@ import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from service.auth import InvalidToken, Principal
-from service.graphql.errors import ApiError, Code, LimitExceeded
-from service.graphql.execute import Document, Result
-from service.http.graphql import GraphQLEndpoint, OperationFailed
-from service.http.live import Listener, LiveQueries, Outcome
+from service.graphql.errors import ApiError, LimitExceeded
+from service.graphql.execute import Document
+from service.http.graphql import GraphQLEndpoint
+from service.http.live import Listener, LiveQueries, Outcome, poll_key
 from service.http.metrics import SUBSCRIPTIONS
 
 log = logging.getLogger("service.websocket")
@@ -54,10 +54,9 @@ class GraphQLWebSocket:
     def __init__(
         self,
         endpoint: GraphQLEndpoint,
+        live_queries: LiveQueries,
         *,
-        poll_seconds: float = 1.0,
         max_subscriptions: int = 20,
-        max_live_queries: int = 1000,
         init_timeout: float = 10.0,
         max_message_bytes: int = 1_000_000,
     ) -> None:
@@ -65,7 +64,7 @@ class GraphQLWebSocket:
         self.max_subscriptions = max_subscriptions
         self.init_timeout = init_timeout
         self.max_message_bytes = max_message_bytes
-        self.live_queries = LiveQueries(poll_seconds, max_live_queries)
+        self.live_queries = live_queries  # shared with event streams (sse.py)
         # Queries and mutations whose socket closed while they ran: they finish, unanswered.
         self.unanswered: set[asyncio.Task[None]] = set()
 
@@ -223,12 +222,7 @@ class _Socket:
         principal = self.principal
         assert principal is not None
         # Shared with every subscription of the same operation and variables by the same caller.
-        key = (
-            *prepared.source,
-            orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS),
-            principal.role,
-            principal.claims_json,
-        )
+        key = poll_key(prepared.source, variables, principal)
         listener = Listener(partial(self.send_next, id_), partial(self.send_errors, id_))
         SUBSCRIPTIONS.inc()
         try:
@@ -249,26 +243,12 @@ class _Socket:
     async def _run(
         self, prepared: Document, variables: dict[str, Any] | None, *, live: bool
     ) -> Outcome:
-        """One run as this socket's caller: ("next", the answer), ("failed", an answer with
-        errors that may pass) or ("error", errors that end it): see live.Outcome."""
-        state = self.websocket.app.state
+        """One run as this socket's caller (see GraphQLEndpoint.outcome)."""
         assert self.principal is not None
-        if state.pool is None:  # still starting
-            not_ready = ApiError(f"not ready: {state.startup_reason}", code=Code.INTERNAL)
-            return "error", [not_ready.to_dict()]
-        try:
-            result: Result = await self.owner.endpoint.run(
-                state.pool, self.principal, prepared, variables, live=live
-            )
-        except OperationFailed as failed:
-            if failed.status == 503:
-                return "failed", failed.body  # the database busy or away: tried again
-            return "error", orjson.loads(failed.body)["errors"]
-        if result.outcome == "request_error":  # variables, page sizes: it would never run
-            return "error", orjson.loads(result.body)["errors"]
-        if result.outcome == "field_error":  # e.g. a statement timed out
-            return "failed", result.body
-        return "next", result.body
+        state = self.websocket.app.state
+        return await self.owner.endpoint.outcome(
+            state, self.principal, prepared, variables, live=live
+        )
 
     async def send(self, message: dict[str, Any]) -> None:
         await self._send_text(orjson.dumps(message).decode())

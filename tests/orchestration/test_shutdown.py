@@ -206,3 +206,41 @@ async def _sigterm_with_a_subscriber(service: ServiceProcess) -> tuple[int, floa
         except ConnectionClosed as closed:
             assert closed.rcvd is not None
             return closed.rcvd.code, time.monotonic() - started
+
+
+def test_sigterm_ends_event_streams_after_the_drain_and_exits_0(database: DatabaseURL):
+    asyncio.run(seed(database))
+    service = ServiceProcess(
+        DATABASE_URL=database.sqlalchemy,
+        SHUTDOWN_DRAIN_SECONDS="1",
+        SHUTDOWN_GRACE_SECONDS="10",
+    )
+    with service:
+        service.wait_ready()
+        lines, seconds = asyncio.run(_sigterm_with_an_event_stream(service))
+        code = service.wait_exit(20)
+    assert code == 0, service.output
+    # its first answer, then the stream ends with no `complete`: the client reconnects
+    assert lines[0] == "event: next"
+    assert orjson.loads(lines[1].removeprefix("data:")) == {"data": {"posts": {"totalCount": 1}}}
+    assert "event: complete" not in lines
+    assert 1 <= seconds < 5  # after the drain, not after the whole grace period
+    assert problems(service.output) == []
+
+
+async def _sigterm_with_an_event_stream(service: ServiceProcess) -> tuple[list[str], float]:
+    lines: list[str] = []
+    query = {"query": "subscription { posts { totalCount } }"}
+    headers = {"accept": "text/event-stream"}
+    async with (
+        httpx.AsyncClient(base_url=service.base, timeout=30) as http,
+        http.stream("POST", "/graphql", json=query, headers=headers) as response,
+    ):
+        started = None
+        async for line in response.aiter_lines():
+            lines.append(line)
+            if started is None and line.startswith("data:"):
+                started = time.monotonic()
+                service.signal()
+    assert started is not None
+    return lines, time.monotonic() - started
