@@ -1,6 +1,6 @@
 // Apollo Client (the npm package, unmodified) against the running service: its persisted-query
 // link with hashed queries over GET, its BatchHttpLink, and its GraphQLWsLink (graphql-ws) for
-// a live subscription. Every HTTP exchange is recorded;
+// a live subscription; and graphql-sse's client for a subscription over Server-Sent Events. Every HTTP exchange is recorded;
 // the summary is printed as one JSON line for tests/http/test_apollo_client.py to check.
 //   APOLLO_E2E_BASE_URL=http://127.0.0.1:8000 APOLLO_E2E_TOKEN=... node tests/e2e/apollo.spec.mjs
 import { createHash } from "node:crypto";
@@ -13,6 +13,7 @@ const { BatchHttpLink } = require("@apollo/client/link/batch-http");
 const { createPersistedQueryLink } = require("@apollo/client/link/persisted-queries");
 const { GraphQLWsLink } = require("@apollo/client/link/subscriptions");
 const { createClient } = require("graphql-ws");
+const { createClient: createSseClient } = require("graphql-sse");
 
 const base = process.env.APOLLO_E2E_BASE_URL;
 const token = process.env.APOLLO_E2E_TOKEN;
@@ -141,9 +142,50 @@ async function subscriptions() {
   return { values };
 }
 
+async function eventStreams() {
+  // graphql-sse's own client (distinct connections mode): Accept: text/event-stream, the
+  // token in a header as for any request
+  const sse = createSseClient({ url: uri, headers: { authorization: `Bearer ${token}` } });
+  const once = await new Promise((resolve, reject) => {
+    let result;
+    sse.subscribe(
+      { query: "query Once { posts(filter: { title: { startsWith: \"Live\" } }) { totalCount } }" },
+      { next: (value) => (result = value), error: reject, complete: () => resolve(result) },
+    );
+  });
+  const values = [];
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out; values ${JSON.stringify(values)}`)), 20_000);
+    const stop = sse.subscribe(
+      { query: "subscription Streamed { posts(filter: { title: { startsWith: \"Live\" } }) { totalCount } }" },
+      {
+        next: (value) => {
+          values.push(value);
+          if (values.length === 1) {
+            fetch(uri, {
+              method: "POST",
+              headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+              body: JSON.stringify({ query: 'mutation { createPost(input: { title: "Live stream", content: "-" }) { id } }' }),
+            }).catch(reject);
+          } else {
+            clearTimeout(timer);
+            stop();
+            resolve();
+          }
+        },
+        error: reject,
+        complete: () => {},
+      },
+    );
+  });
+  sse.dispose();
+  return { once, values };
+}
+
 const summary = {
   persisted: await persistedQueries(),
   batches: await batches(),
   subscriptions: await subscriptions(),
+  eventStreams: await eventStreams(),
 };
 console.log(JSON.stringify(summary));

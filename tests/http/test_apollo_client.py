@@ -1,5 +1,6 @@
 """Apollo Client itself (the npm package) against `service serve`: its persisted-query link, its
-BatchHttpLink and its GraphQLWsLink speak to the service as they would from a frontend.
+BatchHttpLink and its GraphQLWsLink speak to the service as they would from a frontend; so
+does graphql-sse's client over Server-Sent Events.
 tests/e2e/apollo.spec.mjs drives the client and records every HTTP exchange; the assertions are
 here.
 
@@ -94,4 +95,14 @@ def test_apollos_websocket_link_gets_a_live_answer_again_when_it_changes(observe
     assert observed["subscriptions"]["values"] == [
         {"posts": {"__typename": "PostConnection", "totalCount": 0}},
         {"posts": {"__typename": "PostConnection", "totalCount": 1}},
+    ]
+
+
+def test_graphql_sses_client_streams_a_live_answer_and_runs_a_query(observed):
+    # after the WebSocket test's draft ("Live draft"), the stream's own ("Live stream")
+    run = observed["eventStreams"]
+    assert run["once"] == {"data": {"posts": {"totalCount": 1}}}
+    assert run["values"] == [
+        {"data": {"posts": {"totalCount": 1}}},
+        {"data": {"posts": {"totalCount": 2}}},
     ]
