@@ -54,7 +54,7 @@ POOL_MAX = Gauge(
 )
 SUBSCRIPTIONS = Gauge(
     "service_graphql_subscriptions",
-    "Live subscriptions over WebSocket (summed over worker processes)",
+    "Live subscriptions open, over WebSocket or as event streams (summed over worker processes)",
     multiprocess_mode="livesum",
 )
 LIVE_QUERIES = Gauge(

@@ -60,18 +60,18 @@ async def test_a_subscription_streams_each_new_answer(service, seeded):
         assert response.headers["cache-control"] == "no-cache"
         events = _events(response)
         assert await anext(events) == ("next", {"data": {"posts": {"nodes": []}}})
+        assert await _metric(http, "service_graphql_subscriptions") == 1
         # her draft appears: a new answer; only she may see it (Row Level Security)
         await add_drafts(seeded, ALICE, "Hers")
         name, data = await asyncio.wait_for(anext(events), 10)
         assert (name, data) == ("next", {"data": {"posts": {"nodes": [{"title": "Hers"}]}}})
     # the client closed the stream: the server stops polling it
-    metrics = await _metric(http, "service_graphql_live_queries")
-    for _ in range(50):
-        if metrics == 0:
-            break
-        await asyncio.sleep(0.1)
-        metrics = await _metric(http, "service_graphql_live_queries")
-    assert metrics == 0
+    for name in ("service_graphql_live_queries", "service_graphql_subscriptions"):
+        for _ in range(50):
+            if await _metric(http, name) == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert await _metric(http, name) == 0, name
 
 
 async def test_an_anonymous_subscriber_sees_what_anonymous_callers_may(service, seeded):
