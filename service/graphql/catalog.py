@@ -371,7 +371,8 @@ class Catalog:
         `createPost(input: {title: "...", comments: [{body: "..."}]})`. Each related row is
         created by the related model's own create class, its foreign key taken from the new
         row. Needs a parent named by one key (its answer is read back by it) and a related
-        class that sets the foreign key and something more."""
+        class that sets the foreign key and something more. A many-to-many relation carries
+        rows of its link model, by the link model's create class: `labels: [{labelId}]`."""
         if (
             model.create_model is None
             or not model.keyed_by_one
@@ -380,8 +381,15 @@ class Catalog:
             return {}
         nested = {}
         for rel in model.relations.values():
-            if not rel.to_many or rel.link is not None:
+            if not rel.to_many:
                 continue
+            if rel.link is not None:
+                # many-to-many: new rows of the link model, linking to rows that exist
+                # (`labels: [{labelId: ...}]`), when the link table is a model of the API
+                link = next((m for m in self if m.qualified_table == rel.link.table), None)
+                if link is None:
+                    continue
+                rel = replace(rel, target=link.type_name, pairs=rel.link.local, link=None)
             child = self.models[rel.target].create_model
             if child is None:
                 continue

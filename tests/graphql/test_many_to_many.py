@@ -267,3 +267,48 @@ async def test_a_link_model_keyed_by_both_foreign_keys_links_and_unlinks(seeded,
         assert unlinked["deletePostTopics"] == [{"postId": post_id(2)}]
         left = await _run(http, "{ postTopics { totalCount } }")
         assert left["postTopics"]["totalCount"] == 3
+
+
+async def test_a_create_links_its_row_to_existing_ones_through_the_link_model(seeded, tmp_path):
+    async with serving_model(
+        seeded, tmp_path, "topic_model", TOPIC_MODULE, "topics, post_topics"
+    ) as (http, _):
+        made = await _run(
+            http,
+            """mutation { a: createTopic(input: {name: "python"}) { id }
+                          b: createTopic(input: {name: "sql"}) { id } }""",
+        )
+        python, sql = made["a"]["id"], made["b"]["id"]
+        # a new post linked to both topics: rows of the link model, their postId the post's
+        post = await _run(
+            http,
+            """mutation($links: [PostTopicsCreateInput!]) {
+                 createPost(input: {title: "Linked", content: "", topics: $links}) {
+                   id topics(orderBy: {name: ASC}) { nodes { name } } } }""",
+            {"links": [{"topicId": sql}, {"topicId": python}]},
+            as_user=ALICE,
+        )
+        created = post["createPost"]
+        assert created["topics"]["nodes"] == [{"name": "python"}, {"name": "sql"}]
+        # and from the other side: a new topic on existing posts
+        topic = await _run(
+            http,
+            """mutation($p: UUID!, $q: UUID!) {
+                 createTopic(input: {name: "rust", posts: [{postId: $p}, {postId: $q}]}) {
+                   posts(orderBy: {title: ASC}) { nodes { title } } } }""",
+            {"p": post_id(3), "q": created["id"]},
+            as_user=ALICE,  # "Linked" is her draft: only she sees it among the topic's posts
+        )
+        assert topic["createTopic"]["posts"]["nodes"] == [{"title": "Linked"}, {"title": "Post 03"}]
+        links = await _run(http, "{ postTopics { totalCount } }")
+        assert links["postTopics"]["totalCount"] == 4
+        # a link to a topic that does not exist: refused, and the post is not written either
+        missing = await gql(
+            http,
+            """mutation { createPost(input: {title: "Never", content: "",
+                 topics: [{topicId: "00000000-0000-0000-0000-0000000000ff"}]}) { id } }""",
+            as_user=ALICE,
+        )
+        assert missing["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+        never = await _run(http, '{ posts(filter: {title: {eq: "Never"}}) { totalCount } }')
+        assert never["posts"]["totalCount"] == 0
