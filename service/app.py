@@ -310,18 +310,26 @@ def _drain_on_sigterm(app: Starlette, settings: Settings) -> None:
     finish in-flight requests within the grace period) starts `shutdown_drain_seconds` later.
 
     The delay gives load balancers that poll /readyz time to stop sending new requests; on
-    Kubernetes a preStop sleep does the same. A second SIGTERM stops without waiting.
+    Kubernetes a preStop sleep does the same. A second SIGTERM stops without waiting, and so
+    does SIGINT (Ctrl-C). When uvicorn's shutdown starts, open event streams end (sse.py):
+    they would otherwise hold the exit for the whole grace period.
     """
     if threading.current_thread() is not threading.main_thread():
         return
     server_handler = signal.getsignal(signal.SIGTERM)
-    if not callable(server_handler):
+    interrupt_handler = signal.getsignal(signal.SIGINT)
+    if not callable(server_handler) or not callable(interrupt_handler):
         return  # not under uvicorn's signal handling (e.g. embedded in a test's server)
     loop = asyncio.get_running_loop()
     delay = settings.shutdown_drain_seconds
 
+    def end_streams() -> None:
+        app.state.shutting_down = True
+        loop.call_soon_threadsafe(app.state.stopping.set)
+
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
         if app.state.shutting_down:
+            end_streams()
             server_handler(signum, frame)
             return
         app.state.shutting_down = True
@@ -333,9 +341,14 @@ def _drain_on_sigterm(app: Starlette, settings: Settings) -> None:
         )
 
         def stop() -> None:
-            app.state.stopping.set()  # open event streams end, so they do not hold the exit
+            end_streams()
             server_handler(signum, frame)
 
         loop.call_soon_threadsafe(lambda: loop.call_later(delay, stop))
 
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        end_streams()
+        interrupt_handler(signum, frame)
+
     signal.signal(signal.SIGTERM, on_sigterm)
+    signal.signal(signal.SIGINT, on_sigint)

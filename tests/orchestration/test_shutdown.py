@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 
 import asyncpg
 import httpx
 import orjson
+import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -208,27 +210,35 @@ async def _sigterm_with_a_subscriber(service: ServiceProcess) -> tuple[int, floa
             return closed.rcvd.code, time.monotonic() - started
 
 
-def test_sigterm_ends_event_streams_after_the_drain_and_exits_0(database: DatabaseURL):
+@pytest.mark.parametrize(
+    ("sig", "drained"),
+    [(signal.SIGTERM, 1.0), (signal.SIGINT, 0.0)],  # Ctrl-C does not drain
+)
+def test_a_stop_signal_ends_event_streams_and_exits_0(
+    database: DatabaseURL, sig: signal.Signals, drained: float
+):
     asyncio.run(seed(database))
     service = ServiceProcess(
         DATABASE_URL=database.sqlalchemy,
-        SHUTDOWN_DRAIN_SECONDS="1",
+        SHUTDOWN_DRAIN_SECONDS=str(drained),
         SHUTDOWN_GRACE_SECONDS="10",
     )
     with service:
         service.wait_ready()
-        lines, seconds = asyncio.run(_sigterm_with_an_event_stream(service))
+        lines, seconds = asyncio.run(_stop_with_an_event_stream(service, sig))
         code = service.wait_exit(20)
     assert code == 0, service.output
     # its first answer, then the stream ends with no `complete`: the client reconnects
     assert lines[0] == "event: next"
     assert orjson.loads(lines[1].removeprefix("data:")) == {"data": {"posts": {"totalCount": 1}}}
     assert "event: complete" not in lines
-    assert 1 <= seconds < 5  # after the drain, not after the whole grace period
+    assert drained <= seconds < drained + 4  # not after the whole grace period
     assert problems(service.output) == []
 
 
-async def _sigterm_with_an_event_stream(service: ServiceProcess) -> tuple[list[str], float]:
+async def _stop_with_an_event_stream(
+    service: ServiceProcess, sig: signal.Signals
+) -> tuple[list[str], float]:
     lines: list[str] = []
     query = {"query": "subscription { posts { totalCount } }"}
     headers = {"accept": "text/event-stream"}
@@ -241,6 +251,6 @@ async def _sigterm_with_an_event_stream(service: ServiceProcess) -> tuple[list[s
             lines.append(line)
             if started is None and line.startswith("data:"):
                 started = time.monotonic()
-                service.signal()
+                service.signal(sig)
     assert started is not None
     return lines, time.monotonic() - started
