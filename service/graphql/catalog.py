@@ -220,9 +220,17 @@ class ModelInfo:
     computed_relations: dict[str, tuple[str, RootFunction]] = field(default_factory=dict)
 
     @property
-    def lookups(self) -> dict[str, ColumnInfo]:
-        """Root fields that find one row by a unique column: `ticketByCode(code:)`."""
-        return {f"{self.single}{_by(c)}": c for c in self.unique}
+    def lookups(self) -> dict[str, tuple[ColumnInfo, ...]]:
+        """Root fields that find one row by a unique column, `ticketByCode(code:)`, or, for a
+        model keyed by several columns (a link table), by all of them:
+        `postTopicByPostIdAndTopicId(postId:, topicId:)`."""
+        found: dict[str, tuple[ColumnInfo, ...]] = {
+            f"{self.single}{_by(c)}": (c,) for c in self.unique
+        }
+        if not self.keyed_by_one:
+            by = "And".join(_by(c).removeprefix("By") for c in self.key)
+            found[f"{self.single}By{by}"] = self.key
+        return found
 
     @property
     def keyed_by_one(self) -> bool:

@@ -481,6 +481,8 @@ class ByKey:
     id: Ref
     selection: ObjectSelection
     column: ColumnInfo | None = None  # a unique column; None: the primary key
+    # the other columns of a key of several (a link table's), with their values
+    more: tuple[tuple[ColumnInfo, Ref], ...] = ()
 
 
 @dataclass
@@ -623,10 +625,12 @@ class Planner:
                         best = OrderKey(rank_column(function), True, arguments=given)
                         connection.order = [best, *connection.order]
                     return connection
-            column = model.lookups.get(name)
-            if column is not None:
-                value = _required(ctx.scalar_ref(args, column.field), column.field)
-                return ByKey(key, model, value, self._object(ctx, model, nodes), column)
+            columns = model.lookups.get(name)
+            if columns is not None:
+                values = [_required(ctx.scalar_ref(args, c.field), c.field) for c in columns]
+                selection = self._object(ctx, model, nodes)
+                more = tuple(zip(columns[1:], values[1:], strict=True))
+                return ByKey(key, model, values[0], selection, columns[0], more)
         raise AssertionError(f"unplanned root field {name}")  # the schema has no other fields
 
     def _write(self, ctx: _Context, key: str, nodes: list[FieldNode]) -> Write:

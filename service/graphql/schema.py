@@ -277,13 +277,14 @@ def _read_fields(b: _Builder, catalog: Catalog, *, live: bool) -> list[Strawberr
                     "visible." + then,
                 )
             )
-        for lookup, column in model.lookups.items():
+        for lookup, columns in model.lookups.items():
+            named = " and ".join(c.field for c in columns)
             fields.append(
                 b.field(
                     lookup,
                     f"{model.type_name} | None",
-                    args={column.field: (_annotation(column), UNSET)},
-                    description=f"The {model.type_name} whose {column.field} this is (unique), "
+                    args={c.field: (_annotation(c), UNSET) for c in columns},
+                    description=f"The {model.type_name} whose {named} these are (unique), "
                     "or null if none is visible." + then,
                 )
             )

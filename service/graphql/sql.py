@@ -777,10 +777,11 @@ class Emitter:
     def by_key(self, f: ByKey) -> str:
         a = self.alias()
         key = f.column or f.model.primary_key
-        return (
-            f"(SELECT {self.object(f.selection, a)} FROM {f.model.read_from} {a} "
-            f"WHERE {a}.{_quote(key.name)} = {self.bind_value(key, f.id)})"
+        match = [(key, f.id), *f.more]
+        where = " AND ".join(
+            f"{a}.{_quote(c.name)} = {self.bind_value(c, ref)}" for c, ref in match
         )
+        return f"(SELECT {self.object(f.selection, a)} FROM {f.model.read_from} {a} WHERE {where})"
 
     def viewer(self, f: Viewer) -> str:
         a = self.alias()

@@ -243,8 +243,18 @@ async def test_a_link_model_keyed_by_both_foreign_keys_links_and_unlinks(seeded,
             after = page["pageInfo"]["endCursor"]
         assert seen == sorted((post_id(p), t) for p, t in links)
 
-        # No id names one of its rows: no root lookup, no nodeId, no update or delete by id;
-        # a link is removed by a filter.
+        # Its key's columns together find one row: a root lookup by all of them.
+        found = await _run(
+            http,
+            """query($p: UUID!, $t: UUID!, $none: UUID!) {
+                 link: postTopicByPostIdAndTopicId(postId: $p, topicId: $t) { postId topicId }
+                 none: postTopicByPostIdAndTopicId(postId: $none, topicId: $t) { postId } }""",
+            {"p": post_id(2), "t": sql, "none": post_id(1)},
+        )
+        assert found == {"link": {"postId": post_id(2), "topicId": sql}, "none": None}
+
+        # No one id names one of its rows: no lookup by id, no nodeId, no update or delete by
+        # id; a link is removed by a filter.
         fields = await _run(
             http,
             """{ q: __type(name: "Query") { fields { name } }
