@@ -199,7 +199,12 @@ LINK = """mutation($links: [PostTopicCreateInput!]!) {
   createPostTopics(inputs: $links) { postId topicId } }"""
 
 
-async def test_a_link_model_keyed_by_both_foreign_keys_links_and_unlinks(seeded, tmp_path):
+@pytest.fixture
+async def topics(
+    seeded: DatabaseURL, tmp_path: Path
+) -> AsyncIterator[tuple[httpx.AsyncClient, str, str]]:
+    """The service with `Topic` and its link model keyed by both foreign keys, and the ids of
+    two topics, "python" and "sql"."""
     async with serving_model(
         seeded, tmp_path, "topic_model", TOPIC_MODULE, "topics, post_topics"
     ) as (http, _):
@@ -208,117 +213,113 @@ async def test_a_link_model_keyed_by_both_foreign_keys_links_and_unlinks(seeded,
             """mutation { a: createTopic(input: {name: "python"}) { id }
                           b: createTopic(input: {name: "sql"}) { id } }""",
         )
-        python, sql = made["a"]["id"], made["b"]["id"]
-        links = [(1, python), (2, python), (2, sql), (3, sql)]
-        await _run(http, LINK, {"links": [{"postId": post_id(p), "topicId": t} for p, t in links]})
-        again = await gql(http, LINK, {"links": [{"postId": post_id(1), "topicId": python}]})
-        assert again["errors"][0]["extensions"]["code"] == "CONFLICT"  # the key is the pair
-
-        data = await _run(
-            http,
-            """query($p: UUID!) {
-              post(id: $p) { topics(orderBy: {name: ASC}) { nodes { name } } }
-              topics(orderBy: {name: ASC}) { nodes { posts(orderBy: {title: ASC}) {
-                totalCount nodes { title } } } }
-            }""",
-            {"p": post_id(2)},
-        )
-        assert data["post"]["topics"]["nodes"] == [{"name": "python"}, {"name": "sql"}]
-        assert [t["posts"]["totalCount"] for t in data["topics"]["nodes"]] == [2, 2]
-
-        # Its rows page in the order of both key columns, with keyset cursors.
-        seen, after = [], None
-        while True:
-            page = (
-                await _run(
-                    http,
-                    """query($after: String) { postTopics(first: 1, after: $after) {
-                         nodes { postId topicId } pageInfo { hasNextPage endCursor } } }""",
-                    {"after": after},
-                )
-            )["postTopics"]
-            seen += [(n["postId"], n["topicId"]) for n in page["nodes"]]
-            if not page["pageInfo"]["hasNextPage"]:
-                break
-            after = page["pageInfo"]["endCursor"]
-        assert seen == sorted((post_id(p), t) for p, t in links)
-
-        # Its key's columns together find one row: a root lookup by all of them.
-        found = await _run(
-            http,
-            """query($p: UUID!, $t: UUID!, $none: UUID!) {
-                 link: postTopicByPostIdAndTopicId(postId: $p, topicId: $t) { postId topicId }
-                 none: postTopicByPostIdAndTopicId(postId: $none, topicId: $t) { postId } }""",
-            {"p": post_id(2), "t": sql, "none": post_id(1)},
-        )
-        assert found == {"link": {"postId": post_id(2), "topicId": sql}, "none": None}
-
-        # No one id names one of its rows: no lookup by id, no nodeId, no update or delete by
-        # id; a link is removed by a filter.
-        fields = await _run(
-            http,
-            """{ q: __type(name: "Query") { fields { name } }
-                 m: __type(name: "Mutation") { fields { name } }
-                 t: __type(name: "PostTopic") { fields { name } interfaces { name } } }""",
-        )
-        assert "postTopic" not in {f["name"] for f in fields["q"]["fields"]}
-        mutations = {f["name"] for f in fields["m"]["fields"]}
-        assert {"createPostTopic", "deletePostTopics"} <= mutations
-        assert not {"updatePostTopic", "deletePostTopic"} & mutations
-        assert fields["t"]["interfaces"] == []
-        assert "nodeId" not in {f["name"] for f in fields["t"]["fields"]}
-
-        unlinked = await _run(
-            http,
-            """mutation($p: UUID!, $t: UUID!) {
-                 deletePostTopics(filter: {postId: {eq: $p}, topicId: {eq: $t}}) { postId } }""",
-            {"p": post_id(2), "t": sql},
-        )
-        assert unlinked["deletePostTopics"] == [{"postId": post_id(2)}]
-        left = await _run(http, "{ postTopics { totalCount } }")
-        assert left["postTopics"]["totalCount"] == 3
+        yield http, made["a"]["id"], made["b"]["id"]
 
 
-async def test_a_create_links_its_row_to_existing_ones_through_the_link_model(seeded, tmp_path):
-    async with serving_model(
-        seeded, tmp_path, "topic_model", TOPIC_MODULE, "topics, post_topics"
-    ) as (http, _):
-        made = await _run(
-            http,
-            """mutation { a: createTopic(input: {name: "python"}) { id }
-                          b: createTopic(input: {name: "sql"}) { id } }""",
-        )
-        python, sql = made["a"]["id"], made["b"]["id"]
-        # a new post linked to both topics: rows of the link model, their postId the post's
-        post = await _run(
-            http,
-            """mutation($links: [PostTopicsCreateInput!]) {
-                 createPost(input: {title: "Linked", content: "", topics: $links}) {
-                   id topics(orderBy: {name: ASC}) { nodes { name } } } }""",
-            {"links": [{"topicId": sql}, {"topicId": python}]},
-            as_user=ALICE,
-        )
-        created = post["createPost"]
-        assert created["topics"]["nodes"] == [{"name": "python"}, {"name": "sql"}]
-        # and from the other side: a new topic on existing posts
-        topic = await _run(
-            http,
-            """mutation($p: UUID!, $q: UUID!) {
-                 createTopic(input: {name: "rust", posts: [{postId: $p}, {postId: $q}]}) {
-                   posts(orderBy: {title: ASC}) { nodes { title } } } }""",
-            {"p": post_id(3), "q": created["id"]},
-            as_user=ALICE,  # "Linked" is her draft: only she sees it among the topic's posts
-        )
-        assert topic["createTopic"]["posts"]["nodes"] == [{"title": "Linked"}, {"title": "Post 03"}]
-        links = await _run(http, "{ postTopics { totalCount } }")
-        assert links["postTopics"]["totalCount"] == 4
-        # a link to a topic that does not exist: refused, and the post is not written either
-        missing = await gql(
-            http,
-            """mutation { createPost(input: {title: "Never", content: "",
-                 topics: [{topicId: "00000000-0000-0000-0000-0000000000ff"}]}) { id } }""",
-            as_user=ALICE,
-        )
-        assert missing["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
-        never = await _run(http, '{ posts(filter: {title: {eq: "Never"}}) { totalCount } }')
-        assert never["posts"]["totalCount"] == 0
+async def test_a_link_model_keyed_by_both_foreign_keys_links_and_unlinks(topics):
+    http, python, sql = topics
+    links = [(1, python), (2, python), (2, sql), (3, sql)]
+    await _run(http, LINK, {"links": [{"postId": post_id(p), "topicId": t} for p, t in links]})
+    again = await gql(http, LINK, {"links": [{"postId": post_id(1), "topicId": python}]})
+    assert again["errors"][0]["extensions"]["code"] == "CONFLICT"  # the key is the pair
+
+    data = await _run(
+        http,
+        """query($p: UUID!) {
+          post(id: $p) { topics(orderBy: {name: ASC}) { nodes { name } } }
+          topics(orderBy: {name: ASC}) { nodes { posts(orderBy: {title: ASC}) {
+            totalCount nodes { title } } } }
+        }""",
+        {"p": post_id(2)},
+    )
+    assert data["post"]["topics"]["nodes"] == [{"name": "python"}, {"name": "sql"}]
+    assert [t["posts"]["totalCount"] for t in data["topics"]["nodes"]] == [2, 2]
+
+    # Its rows page in the order of both key columns, with keyset cursors.
+    seen, after = [], None
+    while True:
+        page = (
+            await _run(
+                http,
+                """query($after: String) { postTopics(first: 1, after: $after) {
+                     nodes { postId topicId } pageInfo { hasNextPage endCursor } } }""",
+                {"after": after},
+            )
+        )["postTopics"]
+        seen += [(n["postId"], n["topicId"]) for n in page["nodes"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert seen == sorted((post_id(p), t) for p, t in links)
+
+    # Its key's columns together find one row: a root lookup by all of them.
+    found = await _run(
+        http,
+        """query($p: UUID!, $t: UUID!, $none: UUID!) {
+             link: postTopicByPostIdAndTopicId(postId: $p, topicId: $t) { postId topicId }
+             none: postTopicByPostIdAndTopicId(postId: $none, topicId: $t) { postId } }""",
+        {"p": post_id(2), "t": sql, "none": post_id(1)},
+    )
+    assert found == {"link": {"postId": post_id(2), "topicId": sql}, "none": None}
+
+    # No one id names one of its rows: no lookup by id, no nodeId, no update or delete by
+    # id; a link is removed by a filter.
+    fields = await _run(
+        http,
+        """{ q: __type(name: "Query") { fields { name } }
+             m: __type(name: "Mutation") { fields { name } }
+             t: __type(name: "PostTopic") { fields { name } interfaces { name } } }""",
+    )
+    assert "postTopic" not in {f["name"] for f in fields["q"]["fields"]}
+    mutations = {f["name"] for f in fields["m"]["fields"]}
+    assert {"createPostTopic", "deletePostTopics"} <= mutations
+    assert not {"updatePostTopic", "deletePostTopic"} & mutations
+    assert fields["t"]["interfaces"] == []
+    assert "nodeId" not in {f["name"] for f in fields["t"]["fields"]}
+
+    unlinked = await _run(
+        http,
+        """mutation($p: UUID!, $t: UUID!) {
+             deletePostTopics(filter: {postId: {eq: $p}, topicId: {eq: $t}}) { postId } }""",
+        {"p": post_id(2), "t": sql},
+    )
+    assert unlinked["deletePostTopics"] == [{"postId": post_id(2)}]
+    left = await _run(http, "{ postTopics { totalCount } }")
+    assert left["postTopics"]["totalCount"] == 3
+
+
+async def test_a_create_links_its_row_to_existing_ones_through_the_link_model(topics):
+    http, python, sql = topics
+    # a new post linked to both topics: rows of the link model, their postId the post's
+    post = await _run(
+        http,
+        """mutation($links: [PostTopicsCreateInput!]) {
+             createPost(input: {title: "Linked", content: "", topics: $links}) {
+               id topics(orderBy: {name: ASC}) { nodes { name } } } }""",
+        {"links": [{"topicId": sql}, {"topicId": python}]},
+        as_user=ALICE,
+    )
+    created = post["createPost"]
+    assert created["topics"]["nodes"] == [{"name": "python"}, {"name": "sql"}]
+    # and from the other side: a new topic on existing posts
+    topic = await _run(
+        http,
+        """mutation($p: UUID!, $q: UUID!) {
+             createTopic(input: {name: "rust", posts: [{postId: $p}, {postId: $q}]}) {
+               posts(orderBy: {title: ASC}) { nodes { title } } } }""",
+        {"p": post_id(3), "q": created["id"]},
+        as_user=ALICE,  # "Linked" is her draft: only she sees it among the topic's posts
+    )
+    assert topic["createTopic"]["posts"]["nodes"] == [{"title": "Linked"}, {"title": "Post 03"}]
+    links = await _run(http, "{ postTopics { totalCount } }")
+    assert links["postTopics"]["totalCount"] == 4
+    # a link to a topic that does not exist: refused, and the post is not written either
+    missing = await gql(
+        http,
+        """mutation { createPost(input: {title: "Never", content: "",
+             topics: [{topicId: "00000000-0000-0000-0000-0000000000ff"}]}) { id } }""",
+        as_user=ALICE,
+    )
+    assert missing["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    never = await _run(http, '{ posts(filter: {title: {eq: "Never"}}) { totalCount } }')
+    assert never["posts"]["totalCount"] == 0
