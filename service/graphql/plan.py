@@ -476,13 +476,12 @@ class Connection:
 
 @dataclass
 class ByKey:
+    """One row by unique values: its id, a unique column's, or all of a key of several."""
+
     key: str
     model: ModelInfo
-    id: Ref
+    match: tuple[tuple[ColumnInfo, Ref], ...]  # each column with its value
     selection: ObjectSelection
-    column: ColumnInfo | None = None  # a unique column; None: the primary key
-    # the other columns of a key of several (a link table's), with their values
-    more: tuple[tuple[ColumnInfo, Ref], ...] = ()
 
 
 @dataclass
@@ -606,9 +605,9 @@ class Planner:
             return Viewer(key, self._object(ctx, viewer, nodes))
         for model in self.catalog:
             if name == model.single:
-                pk = model.primary_key.field
-                id_ref = _required(ctx.scalar_ref(args, pk), pk)
-                return ByKey(key, model, id_ref, self._object(ctx, model, nodes))
+                pk = model.primary_key
+                id_ref = _required(ctx.scalar_ref(args, pk.field), pk.field)
+                return ByKey(key, model, ((pk, id_ref),), self._object(ctx, model, nodes))
             if name == model.plural:
                 return self._connection(ctx, key, model, None, nodes)
             for function in model.query_functions:
@@ -627,10 +626,10 @@ class Planner:
                     return connection
             columns = model.lookups.get(name)
             if columns is not None:
-                values = [_required(ctx.scalar_ref(args, c.field), c.field) for c in columns]
-                selection = self._object(ctx, model, nodes)
-                more = tuple(zip(columns[1:], values[1:], strict=True))
-                return ByKey(key, model, values[0], selection, columns[0], more)
+                match = tuple(
+                    (c, _required(ctx.scalar_ref(args, c.field), c.field)) for c in columns
+                )
+                return ByKey(key, model, match, self._object(ctx, model, nodes))
         raise AssertionError(f"unplanned root field {name}")  # the schema has no other fields
 
     def _write(self, ctx: _Context, key: str, nodes: list[FieldNode]) -> Write:

@@ -776,10 +776,8 @@ class Emitter:
 
     def by_key(self, f: ByKey) -> str:
         a = self.alias()
-        key = f.column or f.model.primary_key
-        match = [(key, f.id), *f.more]
         where = " AND ".join(
-            f"{a}.{_quote(c.name)} = {self.bind_value(c, ref)}" for c, ref in match
+            f"{a}.{_quote(c.name)} = {self.bind_value(c, ref)}" for c, ref in f.match
         )
         return f"(SELECT {self.object(f.selection, a)} FROM {f.model.read_from} {a} WHERE {where})"
 
