@@ -280,17 +280,19 @@ class ModelInfo:
         return tuple(c for c in columns if c.scalar in ("Int", "Float") and not c.array)
 
     @property
-    def writes_by_unique(self) -> dict[str, tuple[str, ColumnInfo]]:
-        """Updates and deletes of the one row a unique column names, beside those by id:
-        `updateTicketByCode(code:, input:)`, `deleteTicketByCode(code:)`: kind and column by
-        root field name."""
+    def writes_by_key(self) -> dict[str, tuple[str, tuple[ColumnInfo, ...]]]:
+        """Updates and deletes of the one row a lookup names, beside those by id: by a unique
+        column, `updateTicketByCode(code:, input:)`, `deleteTicketByCode(code:)`, or by all the
+        key columns of a link table, `deletePostTopicByPostIdAndTopicId(postId:, topicId:)`:
+        kind and columns by root field name."""
         if self.create_model is None:  # no writes at all
             return {}
-        writes: dict[str, tuple[str, ColumnInfo]] = {}
-        for c in self.unique:
+        writes: dict[str, tuple[str, tuple[ColumnInfo, ...]]] = {}
+        for lookup, columns in self.lookups.items():
+            by = lookup.removeprefix(self.single)  # ByCode, ByPostIdAndTopicId
             if self.update_model is not None:
-                writes[f"update{self.type_name}{_by(c)}"] = ("update", c)
-            writes[f"delete{self.type_name}{_by(c)}"] = ("delete", c)
+                writes[f"update{self.type_name}{by}"] = ("update", columns)
+            writes[f"delete{self.type_name}{by}"] = ("delete", columns)
         return writes
 
     @property

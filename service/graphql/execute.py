@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
@@ -15,10 +15,13 @@ import asyncpg
 import orjson
 from graphql import (
     DocumentNode,
+    FieldNode,
     FragmentDefinitionNode,
+    FragmentSpreadNode,
     GraphQLError,
     GraphQLInputType,
     GraphQLSchema,
+    InlineFragmentNode,
     NoSchemaIntrospectionCustomRule,
     OperationDefinitionNode,
     OperationType,
@@ -43,6 +46,8 @@ from service.graphql.errors import ApiError, BadUserInput, Code, LimitExceeded, 
 from service.graphql.inputs import InputShape, NewRows
 from service.graphql.limits import check_merges, check_size, connection_rows
 from service.graphql.plan import (
+    STREAM_AFTER,
+    STREAM_INFO,
     ByKey,
     Connection,
     FunctionValue,
@@ -145,6 +150,9 @@ class Result:
     body: bytes
     # "ok", "request_error" (nothing ran: parse/validation/variables) or "field_error"
     outcome: str = "ok"
+    # a stream subscription's run: the cursor of its last row (None: no rows came) and
+    # whether more rows follow already
+    stream: tuple[str | None, bool] | None = None
 
 
 class Runner:
@@ -163,6 +171,7 @@ class Executor:
         self.schema: GraphQLSchema = generated.schema._schema
         self.catalog: Catalog = generated.catalog
         self.limits = limits
+        self.stream_fields = {f"{m.plural}Stream" for m in self.catalog}
         self.planner = Planner(
             self.schema,
             self.catalog,
@@ -244,7 +253,9 @@ class Executor:
         run_in_transaction: Runner,
         *,
         anonymous: bool = True,
+        after: str | None = None,
     ) -> Result:
+        """`after`: a stream subscription's cursor, where its run reads on from."""
         if prepared.errors:
             return Result(_errors_body(prepared.errors), "request_error")
         operation = prepared.operation
@@ -255,8 +266,10 @@ class Executor:
             if isinstance(values, list):
                 return Result(_errors_body([_graphql_error(e) for e in values]), "request_error")
             coerced = values
+        if after is not None:
+            coerced = {**coerced, STREAM_AFTER: after}
         try:
-            compiled = self._compile(prepared, coerced)
+            compiled = self._compile(prepared, coerced, resumed=after is not None)
         except ApiError as error:
             return Result(_errors_body([error.to_dict()]), "request_error")
 
@@ -277,7 +290,18 @@ class Executor:
             return Result(_errors_body([api_error.to_dict()], data_null=True), "field_error")
         if plan.has_introspection:
             return self._merge_introspection(prepared, variables, plan, data)
+        if plan.stream is not None:
+            return _stream_result(data, plan.stream)
         return Result(b'{"data":' + data + b"}")
+
+    def is_stream(self, prepared: Document) -> bool:
+        """A stream subscription (`postsStream`): each subscriber reads on from a cursor of
+        its own, so no two share a poll."""
+        if not prepared.is_subscription or prepared.errors:
+            return False
+        assert prepared.operation is not None
+        names = _root_fields(prepared.operation.selection_set, prepared.fragments)
+        return any(name in self.stream_fields for name in names)
 
     def _coerce_variables(
         self, prepared: Document, inputs: dict[str, Any]
@@ -290,14 +314,19 @@ class Executor:
         values = get_variable_values(self.schema, definitions, inputs)
         return values if isinstance(values, list) else values.coerced
 
-    def _compile(self, prepared: Document, coerced: dict[str, Any]) -> Compiled:
+    def _compile(
+        self, prepared: Document, coerced: dict[str, Any], *, resumed: bool = False
+    ) -> Compiled:
         operation = prepared.operation
         assert operation is not None
-        key = (*prepared.source, structural_key(operation, coerced, prepared.structural))
+        structure = structural_key(operation, coerced, prepared.structural)
+        key = (*prepared.source, structure, resumed)
         compiled = self.plans.get(key)
         if compiled is not None:
             return compiled
-        plan = self.planner.plan(operation, prepared.fragments, coerced, prepared.variable_types)
+        plan = self.planner.plan(
+            operation, prepared.fragments, coerced, prepared.variable_types, resumed=resumed
+        )
         self._check_rows(plan)
         read = None
         if plan.kind is not OperationType.MUTATION:  # a query, or a live query's each run
@@ -654,6 +683,29 @@ def _graphql_error(error: GraphQLError, code: Code = Code.BAD_USER_INPUT) -> dic
 
 def _bad(message: str) -> dict[str, Any]:
     return BadUserInput(message).to_dict()
+
+
+def _stream_result(data: bytes, key: str) -> Result:
+    """A stream's run: its answer without the part the service reads, where the page ended
+    and whether more rows follow."""
+    answer = orjson.loads(data)
+    info = answer[key].pop(STREAM_INFO)
+    return Result(orjson.dumps({"data": answer}), stream=(info["endCursor"], info["hasNextPage"]))
+
+
+def _root_fields(
+    selections: SelectionSetNode, fragments: dict[str, FragmentDefinitionNode]
+) -> Iterator[str]:
+    """The names of an operation's root fields, through its fragments."""
+    for selection in selections.selections:
+        if isinstance(selection, FieldNode):
+            yield selection.name.value
+        elif isinstance(selection, InlineFragmentNode):
+            yield from _root_fields(selection.selection_set, fragments)
+        elif isinstance(selection, FragmentSpreadNode):
+            fragment = fragments.get(selection.name.value)
+            if fragment is not None:
+                yield from _root_fields(fragment.selection_set, fragments)
 
 
 def _errors_body(errors: list[dict[str, Any]], *, data_null: bool = False) -> bytes:

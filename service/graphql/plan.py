@@ -86,6 +86,12 @@ class Var:
 
 
 Ref = Const | Var
+
+# A stream subscription's (`postsStream`) own values, under names no GraphQL name can have, so
+# never a client's: the cursor it has reached (a variable of its later runs), and where its
+# answer carries that cursor on (a part of its connection the service reads and removes).
+STREAM_AFTER = "-after"
+STREAM_INFO = "-stream"
 # An input object whose leaves may be variables: dicts, lists and refs.
 InputTree = Any
 
@@ -463,6 +469,7 @@ class Connection:
     parts: list[Any]
     # A query function's connection: its rows are what the function returns for these values.
     source: RowFunction | None = None
+    stream: bool = False  # a stream subscription's: its page moves on from run to run
 
     @property
     def order_signature(self) -> str:
@@ -508,12 +515,11 @@ class Write:
     key: str
     kind: str  # "create" | "update" | "delete", or one of them with "_many"
     model: ModelInfo
-    id: Ref | None
+    match: tuple[tuple[ColumnInfo, Ref], ...]  # updateX / deleteX: the row's key, by column
     input: InputTree | None
     selection: ObjectSelection
     condition: Any = None  # updateXs / deleteXs: the rows their filter matches
     conflict: ColumnInfo | None = None  # upsertX(s): the unique column naming an existing row
-    by: ColumnInfo | None = None  # updateX / deleteX: the unique column `id` is of (None: the key)
     source: RowFunction | None = None  # a mutation function: the call whose rows it returns
     increment: InputTree | None = None  # updates: amounts to add to number columns
     # Its SQL per set of columns written (execute.py fills it): input values are bound.
@@ -525,6 +531,7 @@ class OperationPlan:
     kind: OperationType
     root_type: str
     fields: list[Any]  # root fields in response order
+    stream: str | None = None  # a stream subscription: its root field's response key
 
     # cached: a plan serves every request of its operation
     @cached_property
@@ -554,15 +561,18 @@ class Planner:
         self.max_depth = max_depth
         self.connection_types = {f"{m.type_name}Connection": m for m in catalog}
         self.mutations: dict[str, tuple[str, ModelInfo]] = {}
-        self.by_unique: dict[str, ColumnInfo] = {}  # updateXByY / deleteXByY: Y's column
+        # updateX / deleteX and updateXByY / deleteXByY: the columns naming their row
+        self.named_by: dict[str, tuple[ColumnInfo, ...]] = {}
         for m in catalog:
             for kind, field_name in m.mutation_names.items():
                 self.mutations[field_name] = (kind, m)
+                if kind in ("update", "delete"):
+                    self.named_by[field_name] = (m.primary_key,)
             for function in m.mutation_functions:
                 self.mutations[function.field] = ("call", m)
-            for field_name, (kind, column) in m.writes_by_unique.items():
+            for field_name, (kind, columns) in m.writes_by_key.items():
                 self.mutations[field_name] = (kind, m)
-                self.by_unique[field_name] = column
+                self.named_by[field_name] = columns
 
     def plan(
         self,
@@ -570,8 +580,12 @@ class Planner:
         fragments: Mapping[str, FragmentDefinitionNode],
         variables: Variables,
         variable_types: Mapping[str, GraphQLInputType],
+        *,
+        resumed: bool = False,
     ) -> OperationPlan:
+        """`resumed`: a stream's later runs, which read on from the cursor it reached."""
         ctx = _Context(fragments, variables, variable_types, self.schema)
+        ctx.resumed = resumed
         root = self.schema.get_root_type(operation.operation)
         assert root is not None
         fields: list[Any] = []
@@ -585,7 +599,8 @@ class Planner:
                 fields.append(self._write(ctx, key, nodes))
             else:
                 fields.append(self._root_query_field(ctx, root, key, nodes))
-        return OperationPlan(kind=operation.operation, root_type=root.name, fields=fields)
+        stream = next((f.key for f in fields if isinstance(f, Connection) and f.stream), None)
+        return OperationPlan(operation.operation, root.name, fields, stream)
 
     # root fields
 
@@ -610,6 +625,8 @@ class Planner:
                 return ByKey(key, model, ((pk, id_ref),), self._object(ctx, model, nodes))
             if name == model.plural:
                 return self._connection(ctx, key, model, None, nodes)
+            if name == f"{model.plural}Stream":
+                return self._stream(ctx, key, model, nodes)
             for function in model.query_functions:
                 if name == function.field:
                     given = self._arguments(ctx, root.name, name, function.arguments, args)
@@ -644,12 +661,11 @@ class Planner:
             selection = ObjectSelection(model)
             if function.returns is None:
                 selection = self._object(ctx, model, nodes)
-            return Write(key, kind, model, None, None, selection, source=source)
-        id_ref = None
-        by = self.by_unique.get(name)
-        if kind in ("update", "delete"):
-            named_by = (by or model.primary_key).field
-            id_ref = _required(ctx.scalar_ref(args, named_by), named_by)
+            return Write(key, kind, model, (), None, selection, source=source)
+        match = tuple(
+            (c, _required(ctx.scalar_ref(args, c.field), c.field))
+            for c in self.named_by.get(name, ())
+        )
         input_tree = None
         if kind not in ("delete", "delete_many"):
             argument = "inputs" if kind in ("create_many", "upsert_many") else "input"
@@ -673,12 +689,11 @@ class Planner:
             key,
             kind,
             model,
-            id_ref,
+            match,
             input_tree,
             selection,
             condition,
             conflict,
-            by=by,
             increment=increment,
         )
 
@@ -810,6 +825,19 @@ class Planner:
                         edge_parts.append(Typename(edge_key, edge_type))
                 parts.append(Edges(part_key, edge_parts))
         return Connection(key, model, relation, page, condition, order, parts)
+
+    def _stream(
+        self, ctx: _Context, key: str, model: ModelInfo, nodes: list[FieldNode]
+    ) -> Connection:
+        """A stream subscription: the page after its cursor, which the service moves on to
+        the last row it sent (so it also reads where the page ends and whether more follow)."""
+        connection = self._connection(ctx, key, model, None, nodes)
+        if ctx.resumed:
+            connection.page.after = Var(STREAM_AFTER)
+        end = [("endCursor", "endCursor"), ("hasNextPage", "hasNextPage")]
+        connection.parts.append(PageInfoField(STREAM_INFO, end))
+        connection.stream = True
+        return connection
 
     def _grouped(
         self, ctx: _Context, key: str, model: ModelInfo, nodes: list[FieldNode]
@@ -946,6 +974,7 @@ class _Context:
         self.variables = variables
         self.variable_types = variable_types
         self.schema = schema
+        self.resumed = False  # see Planner.plan
 
     # field collection (GraphQL spec CollectFields)
 

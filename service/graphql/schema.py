@@ -261,6 +261,23 @@ def build_schema(catalog: Catalog) -> GeneratedSchema:
     return GeneratedSchema(schema=schema, catalog=catalog)
 
 
+def _stream_field(b: _Builder, model: ModelInfo) -> StrawberryField:
+    name = model.type_name
+    args = connection_args(model)
+    del args["last"], args["before"]
+    return b.field(
+        f"{model.plural}Stream",
+        f"{name}Connection",
+        args=args,
+        description=f"New {name} rows as they come: the rows after `after` in `orderBy`'s "
+        "order (at most `first` a message), then, whenever more are visible to the caller, "
+        "those after the last one sent. Nothing is sent while no rows follow. Without "
+        "`after` it starts at the first row; from now on: the `endCursor` of a page read "
+        "in the same order. Order by a column that only grows (`createdAt`, a sequence): "
+        "a row that sorts before the last one sent is not sent.",
+    )
+
+
 def _read_fields(b: _Builder, catalog: Catalog, *, live: bool) -> list[StrawberryField]:
     """The root fields that read: Query's, and Subscription's (`live`) with the same shape."""
     then = " Sent again whenever it changes." if live else ""
@@ -296,6 +313,8 @@ def _read_fields(b: _Builder, catalog: Catalog, *, live: bool) -> list[Strawberr
                 description=f"A page of {model.type_name} rows visible to the caller." + then,
             )
         )
+        if live:
+            fields.append(_stream_field(b, model))
         for function in model.query_functions:
             if function.returns is not None:
                 fields.append(_function_value_field(b, function, then))
@@ -722,8 +741,8 @@ def _mutation_fields(b: _Builder, catalog: Catalog, model: ModelInfo) -> list[St
                 description="The deleted row, or null when no visible row had this id.",
             )
         )
-    for field_name, (kind, column) in model.writes_by_unique.items():
-        args = {column.field: (_annotation(column), UNSET)}
+    for field_name, (kind, columns) in model.writes_by_key.items():
+        args = {c.field: (_annotation(c), UNSET) for c in columns}
         if kind == "update":
             args["input"] = (f"{name}UpdateInput", UNSET)
             if model.incrementable:
@@ -734,7 +753,7 @@ def _mutation_fields(b: _Builder, catalog: Catalog, model: ModelInfo) -> list[St
                 f"{name} | None",
                 args=args,
                 description=f"The {kind}d row, or null when no visible row has this "
-                f"{column.field} (unique).",
+                + (f"{columns[0].field} (unique)." if len(columns) == 1 else "key."),
             )
         )
     fields.append(

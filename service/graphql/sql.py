@@ -181,6 +181,15 @@ def _finite_number(text: str) -> bool:
         return False
 
 
+def _aggregated(part: Any) -> bool:
+    """Does this part of `aggregates` call an aggregate function over the rows?"""
+    if isinstance(part, AggregateCount):
+        return True
+    return isinstance(part, AggregateValues) and not all(
+        isinstance(v, Typename) for v in part.parts
+    )
+
+
 @lru_cache(maxsize=4096)
 def _decode_cursor(cursor: str, signature: str, columns: tuple[ColumnInfo, ...]) -> tuple[Any, ...]:
     try:
@@ -465,6 +474,10 @@ class Emitter:
         return self._over_matching_rows(c, parent, lambda t: "count(*)")
 
     def _aggregates(self, c: Connection, parent: str | None, part: Aggregates) -> str:
+        if not any(_aggregated(p) for p in part.parts):
+            # `aggregates { __typename }`: nothing to read (over the rows, with no aggregate
+            # function, it would be a value per row, not one)
+            return self.json_object(self._aggregate_pairs(part.parts, "", {}))
         return self._over_matching_rows(
             c, parent, lambda t: self.json_object(self._aggregate_pairs(part.parts, t, {}))
         )
@@ -776,10 +789,13 @@ class Emitter:
 
     def by_key(self, f: ByKey) -> str:
         a = self.alias()
-        where = " AND ".join(
-            f"{a}.{_quote(c.name)} = {self.bind_value(c, ref)}" for c, ref in f.match
-        )
+        where = self._matching(f.match, a)
         return f"(SELECT {self.object(f.selection, a)} FROM {f.model.read_from} {a} WHERE {where})"
+
+    def _matching(self, match: tuple[tuple[ColumnInfo, Ref], ...], a: str) -> str:
+        """The row a lookup, update or delete names: each of its key columns equal to its
+        bound value."""
+        return " AND ".join(f"{a}.{_quote(c.name)} = {self.bind_value(c, ref)}" for c, ref in match)
 
     def viewer(self, f: Viewer) -> str:
         a = self.alias()
@@ -807,12 +823,10 @@ class Emitter:
 
     def exists(self, w: Write) -> str:
         """Is the row an update or delete names visible to the caller?"""
-        assert w.id is not None
         a = self.alias()
-        named_by = w.by or w.model.primary_key
         return (
             f"SELECT EXISTS (SELECT FROM {w.model.read_from} {a} "
-            f"WHERE {a}.{_quote(named_by.name)} = {self.bind_value(named_by, w.id)})"
+            f"WHERE {self._matching(w.match, a)})"
         )
 
     # writes: one statement each, the write and the returned selection together
@@ -828,7 +842,6 @@ class Emitter:
         model = w.model
         a = self.alias()
         table = model.qualified_table
-        pk = model.primary_key
         if w.source is not None and w.source.function.returns is not None:
             return f"SELECT to_json({self.function_value(w.source)})"  # a mutation's value
         if w.source is not None:
@@ -880,9 +893,7 @@ class Emitter:
                 change = f"INSERT INTO {table} AS {a} DEFAULT VALUES"
             change += self._on_conflict(w, columns, a)
         else:
-            assert w.id is not None
-            named_by = w.by or pk  # the key, or a unique column
-            match = f"{a}.{_quote(named_by.name)} = {self.bind_value(named_by, w.id)}"
+            match = self._matching(w.match, a)  # by the key, a unique column or a link's key
             if w.kind == "delete":
                 change = f"DELETE FROM {table} AS {a} WHERE {match}"
             else:

@@ -30,7 +30,7 @@ from service.graphql.errors import (
 from service.graphql.execute import Document, Executor, Result
 from service.http.compress import ResponseCompression
 from service.http.graphiql import graphiql_response, wants_graphiql
-from service.http.live import Outcome
+from service.http.live import Batch, Outcome
 from service.http.negotiate import wants_event_stream
 from service.http.observe import CLIENT_CLOSED
 from service.http.persisted import PersistedQueries
@@ -244,23 +244,33 @@ class GraphQLEndpoint:
         variables: dict[str, Any] | None,
         *,
         live: bool,
+        after: str | None = None,
     ) -> Outcome:
         """One run for a stream (a WebSocket's or an event stream's): ("next", the answer),
         ("failed", an answer with errors that may pass: tried again next tick) or ("error",
-        errors that end the operation): see live.Outcome. `state`: the app's."""
+        errors that end the operation); a stream subscription's ("batch", its rows after
+        `after`): see live.Outcome. `state`: the app's."""
         if state.pool is None:  # still starting
             not_ready = ApiError(f"not ready: {state.startup_reason}", code=Code.INTERNAL)
             return "error", [not_ready.to_dict()]
         try:
-            result = await self.run(state.pool, principal, prepared, variables, live=live)
+            result = await self.run(
+                state.pool, principal, prepared, variables, live=live, after=after
+            )
         except OperationFailed as failed:
             if failed.status == 503:
                 return "failed", failed.body  # the database busy or away: tried again
             return "error", orjson.loads(failed.body)["errors"]
         if result.outcome == "request_error":  # variables, page sizes: it would never run
             return "error", orjson.loads(result.body)["errors"]
-        if result.outcome == "field_error":  # e.g. a statement timed out
+        if result.outcome == "field_error":  # e.g. a statement timed out: it may pass
+            errors = orjson.loads(result.body)["errors"]
+            if all(e["extensions"]["code"] == Code.BAD_USER_INPUT for e in errors):
+                return "error", errors  # an argument (a cursor) it will never accept
             return "failed", result.body
+        if result.stream is not None:
+            end, more = result.stream
+            return "batch", Batch(result.body if end is not None else None, end, more)
         return "next", result.body
 
     async def run(
@@ -271,9 +281,11 @@ class GraphQLEndpoint:
         variables: dict[str, Any] | None,
         *,
         live: bool = False,
+        after: str | None = None,
     ) -> Result:
-        """One operation as the caller; `live`: one run of a subscription (a WebSocket's). What
-        is not the client's doing is raised as OperationFailed."""
+        """One operation as the caller; `live`: one run of a subscription (a WebSocket's or an
+        event stream's), `after`: a stream subscription's cursor. What is not the client's
+        doing is raised as OperationFailed."""
         if prepared.is_subscription and not live:
             return Result(NEEDS_WEBSOCKET, "request_error")
         # With tracing on: a span for the operation, one for its turn on a connection under it
@@ -295,6 +307,7 @@ class GraphQLEndpoint:
                     variables,
                     run_in_transaction,  # type: ignore[arg-type]
                     anonymous=principal.anonymous,
+                    after=after,
                 )
             except NoConnectionInTime as error:
                 # Overloaded or stalled: shed this request rather than queue it without end.

@@ -29,8 +29,19 @@ log = logging.getLogger("service.websocket")
 
 # What one run gave: ("next", the answer's JSON), ("failed", an answer with errors that may
 # pass: the database busy or away, a statement timed out; tried again next tick) or ("error",
-# the errors that end the operation: it could never run).
+# the errors that end the operation: it could never run); a stream subscription's: ("batch",
+# a Batch).
 Outcome = tuple[str, Any]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A stream subscription's run: its answer when rows came (None when none did), the
+    cursor of the last of them, and whether more follow already."""
+
+    body: bytes | None
+    end: str | None
+    more: bool
 
 
 @dataclass(eq=False)
@@ -117,6 +128,18 @@ class LiveQueries:
         self.period = period
         self.max_polls = max_polls  # each one a statement a period: the database's load
         self.polls: dict[tuple[Any, ...], _Poll] = {}
+        self.streams = 0  # stream subscriptions: a statement a period each, never shared
+
+    async def _refused(self, listener: Listener) -> bool:
+        """Is this server polling as much as it may? Then the listener is told so."""
+        if len(self.polls) + self.streams < self.max_polls:
+            return False
+        full = LimitExceeded(
+            f"this server polls {self.max_polls} distinct live queries already: try again "
+            "later, or subscribe to one that is running"
+        )
+        await listener.deliver(("error", [full.to_dict()]))
+        return True
 
     async def listen(
         self, key: tuple[Any, ...], run: Callable[[], Awaitable[Outcome]], listener: Listener
@@ -124,12 +147,7 @@ class LiveQueries:
         """Delivers to `listener` until the query ends or the caller cancels: joins the poll
         of `key` (the latest answer at once), or starts it with `run`."""
         poll = self.polls.get(key)
-        if poll is None and len(self.polls) >= self.max_polls:
-            full = LimitExceeded(
-                f"this server polls {self.max_polls} distinct live queries already: try again "
-                "later, or subscribe to one that is running"
-            )
-            await listener.deliver(("error", [full.to_dict()]))
+        if poll is None and await self._refused(listener):
             return
         if poll is None:
             poll = self.polls[key] = _Poll(run, self.period)
@@ -156,4 +174,55 @@ class LiveQueries:
             del self.polls[key]
         LIVE_QUERIES.dec()
         for listener in list(poll.listeners):
+            listener.end()
+
+    async def follow(
+        self, run: Callable[[str | None], Awaitable[Outcome]], listener: Listener
+    ) -> None:
+        """A stream subscription's new rows, for `listener` alone (where it has read to is
+        its own), until it ends: `run(after)` reads the rows after the cursor `after` (None:
+        where the subscription said to start)."""
+        if await self._refused(listener):
+            return
+        self.streams += 1
+        LIVE_QUERIES.inc()
+        task = asyncio.create_task(self._follow(run, listener))
+        try:
+            await listener.ended
+        finally:
+            task.cancel()
+            self.streams -= 1
+            LIVE_QUERIES.dec()
+
+    async def _follow(
+        self, run: Callable[[str | None], Awaitable[Outcome]], listener: Listener
+    ) -> None:
+        after: str | None = None
+        failure = None  # an outage is said once
+        try:
+            while True:
+                kind, value = await run(after)
+                if kind == "error":
+                    _FAILED.inc()
+                    await listener.deliver((kind, value))
+                    return
+                more = False
+                if kind == "failed":
+                    _FAILED.inc()
+                    if value != failure:
+                        failure = value
+                        await listener.deliver((kind, value))
+                elif value.body is None:  # no rows after the cursor yet
+                    _UNCHANGED.inc()
+                else:
+                    _CHANGED.inc()
+                    failure = None
+                    after, more = value.end, value.more
+                    await listener.deliver(("next", value.body))
+                # a full page: the next one at once (after letting others run)
+                await asyncio.sleep(0 if more else self.period)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("a stream subscription's run failed")
             listener.end()

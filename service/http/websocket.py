@@ -225,10 +225,14 @@ class _Socket:
         key = poll_key(prepared.source, variables, principal)
         listener = Listener(partial(self.send_next, id_), partial(self.send_errors, id_))
         SUBSCRIPTIONS.inc()
+        live_queries = self.owner.live_queries
         try:
-            await self.owner.live_queries.listen(
-                key, partial(self._run, prepared, variables, live=True), listener
-            )
+            if self.owner.endpoint.executor.is_stream(prepared):
+                await live_queries.follow(partial(self._follow, prepared, variables), listener)
+            else:
+                await live_queries.listen(
+                    key, partial(self._run, prepared, variables, live=True), listener
+                )
         finally:
             SUBSCRIPTIONS.dec()
             self._forget(id_)
@@ -248,6 +252,16 @@ class _Socket:
         state = self.websocket.app.state
         return await self.owner.endpoint.outcome(
             state, self.principal, prepared, variables, live=live
+        )
+
+    async def _follow(
+        self, prepared: Document, variables: dict[str, Any] | None, after: str | None
+    ) -> Outcome:
+        """One run of a stream subscription, reading on from `after`."""
+        assert self.principal is not None
+        state = self.websocket.app.state
+        return await self.owner.endpoint.outcome(
+            state, self.principal, prepared, variables, live=True, after=after
         )
 
     async def send(self, message: dict[str, Any]) -> None:

@@ -117,6 +117,29 @@ async def test_aggregates_alone_with_aliases_typenames_and_skip(api):
     }
 
 
+async def test_aggregates_of_typenames_only_are_one_object_over_many_rows(api):
+    # Nothing aggregated at all: still one object, not one per row (a database error once).
+    body = await gql(
+        api,
+        """query($p: UUID!) {
+             posts { aggregates { __typename max { __typename } } }
+             post(id: $p) { author { comments { aggregates { __typename } } } }
+           }""",
+        {"p": post_id(1)},
+    )
+    assert body == {
+        "data": {
+            "posts": {
+                "aggregates": {
+                    "__typename": "PostAggregates",
+                    "max": {"__typename": "PostMaxAggregates"},
+                }
+            },
+            "post": {"author": {"comments": {"aggregates": {"__typename": "CommentAggregates"}}}},
+        }
+    }
+
+
 async def test_only_rows_the_caller_may_see_are_aggregated(api, seeded):
     await add_drafts(seeded, BOB, "ZZ draft", "AA draft")
     query = "{ posts { aggregates { count min { title } max { title } } } }"

@@ -174,11 +174,16 @@ class PostTopic(SQLModel, table=True):
 
     post_id: uuid.UUID = Field(foreign_key="posts.id", ondelete="CASCADE", primary_key=True)
     topic_id: uuid.UUID = Field(foreign_key="topics.id", ondelete="CASCADE", primary_key=True)
+    weight: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
 
 
 class PostTopicCreate(SQLModel):
     post_id: uuid.UUID
     topic_id: uuid.UUID
+
+
+class PostTopicUpdate(SQLModel):
+    weight: int | None = Field(default=None, ge=0)
 
 
 class Topic(SQLModel, table=True):
@@ -286,6 +291,84 @@ async def test_a_link_model_keyed_by_both_foreign_keys_links_and_unlinks(topics)
     assert unlinked["deletePostTopics"] == [{"postId": post_id(2)}]
     left = await _run(http, "{ postTopics { totalCount } }")
     assert left["postTopics"]["totalCount"] == 3
+
+
+async def test_a_link_row_is_updated_and_deleted_by_all_its_key_columns(topics):
+    http, python, sql = topics
+    links = [(1, python), (1, sql), (2, python)]
+    await _run(http, LINK, {"links": [{"postId": post_id(p), "topicId": t} for p, t in links]})
+    weights = """{ postTopics { nodes { postId topicId weight } } }"""
+
+    changed = await _run(
+        http,
+        """mutation($p: UUID!, $t: UUID!) {
+             updatePostTopicByPostIdAndTopicId(postId: $p, topicId: $t, input: {weight: 5}) {
+               postId topicId weight } }""",
+        {"p": post_id(1), "t": sql},
+    )
+    assert changed["updatePostTopicByPostIdAndTopicId"] == {
+        "postId": post_id(1),
+        "topicId": sql,
+        "weight": 5,
+    }
+    # Only the row both columns name changed: not post 1's other link, not sql's others.
+    now = {
+        (n["postId"], n["topicId"]): n["weight"]
+        for n in (await _run(http, weights))["postTopics"]["nodes"]
+    }
+    assert now == {(post_id(1), python): 1, (post_id(1), sql): 5, (post_id(2), python): 1}
+
+    added = await _run(
+        http,
+        """mutation($p: UUID!, $t: UUID!) {
+             updatePostTopicByPostIdAndTopicId(
+                 postId: $p, topicId: $t, input: {}, increment: {weight: 2}) {
+               weight } }""",
+        {"p": post_id(1), "t": sql},
+    )
+    assert added["updatePostTopicByPostIdAndTopicId"] == {"weight": 7}
+
+    # The update class validates the input; a pair that links nothing is null, not an error.
+    bad = await gql(
+        http,
+        """mutation($p: UUID!, $t: UUID!) {
+             updatePostTopicByPostIdAndTopicId(postId: $p, topicId: $t, input: {weight: -1}) {
+               weight } }""",
+        {"p": post_id(1), "t": sql},
+    )
+    assert bad["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "weight" in bad["errors"][0]["message"]
+    missing = await _run(
+        http,
+        """mutation($p: UUID!, $t: UUID!) {
+             u: updatePostTopicByPostIdAndTopicId(postId: $p, topicId: $t, input: {weight: 1}) {
+               weight }
+             d: deletePostTopicByPostIdAndTopicId(postId: $p, topicId: $t) { weight } }""",
+        {"p": post_id(2), "t": sql},
+    )
+    assert missing == {"u": None, "d": None}
+    # Both columns are required: half a key names no row.
+    half = await gql(
+        http,
+        """mutation($p: UUID!) { deletePostTopicByPostIdAndTopicId(postId: $p) { weight } }""",
+        {"p": post_id(1)},
+    )
+    assert "topicId" in half["errors"][0]["message"]
+
+    deleted = await _run(
+        http,
+        """mutation($p: UUID!, $t: UUID!) {
+             deletePostTopicByPostIdAndTopicId(postId: $p, topicId: $t) {
+               postId topicId weight } }""",
+        {"p": post_id(1), "t": python},
+    )
+    assert deleted["deletePostTopicByPostIdAndTopicId"] == {
+        "postId": post_id(1),
+        "topicId": python,
+        "weight": 1,
+    }
+    left = {(n["postId"], n["topicId"]) for n in (await _run(http, weights))["postTopics"]["nodes"]}
+    assert left == {(post_id(1), sql), (post_id(2), python)}
 
 
 async def test_a_create_links_its_row_to_existing_ones_through_the_link_model(topics):
