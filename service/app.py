@@ -178,6 +178,7 @@ def create_app(
             wait_timeout=settings.db_pool_timeout,
         ),
         tracing=tracing,
+        allow_explain=settings.explain_allowed,
         persisted=persisted_queries(settings, executor),
         compression=ResponseCompression(
             level=settings.gzip_level, min_bytes=settings.gzip_min_bytes
@@ -221,7 +222,13 @@ def create_app(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["authorization", "content-type", "accept", "x-request-id"],
+            allow_headers=[
+                "authorization",
+                "content-type",
+                "accept",
+                "x-request-id",
+                *(["x-explain"] if settings.explain_allowed else []),  # a frontend's developer
+            ],
             expose_headers=["x-request-id"],
             max_age=600,
         )

@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     # zlib's level, 1 (fastest) to 9; 0 turns it off
     gzip_level: int = Field(1, ge=0, le=9)
     gzip_min_bytes: int = Field(1024, ge=0)
+    # Responses carry PostgreSQL's plans when a request sends `X-Explain: on` (or `analyze`):
+    # db/explain.py. Default: on outside production (they show table and index names).
+    allow_explain: bool | None = None
     log_format: LogFormat | None = None  # default: json in production, text elsewhere
     log_level: str = "INFO"
 
@@ -149,6 +152,10 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.environment is Environment.production
+
+    @property
+    def explain_allowed(self) -> bool:
+        return not self.is_production if self.allow_explain is None else self.allow_explain
 
     @property
     def effective_log_format(self) -> LogFormat:

@@ -341,6 +341,9 @@ class Executor:
                     pairs.append((f.key, _root_sql(emitter, f)))
             emitter.statement.sql = f"SELECT {emitter.json_object(pairs)}"
             read = emitter.statement
+            # once per document and shape of its variables: what a developer reads to see the
+            # SQL behind an operation (its plan: X-Explain, db/explain.py)
+            log.debug("operation %s compiled to: %s", prepared.operation_label, read.sql)
         compiled = Compiled(plan, read)
         self.plans.put(key, compiled)
         return compiled
@@ -462,6 +465,9 @@ class Executor:
                 checker = Emitter(self.catalog, max_page_size=self.limits.max_page_size)
                 checker.statement.sql = checker.exists(write)
                 visible = checker.statement
+            log.debug(
+                "%s of %s compiled to: %s", write.kind, write.model.type_name, emitter.statement.sql
+            )
             compiled = write.compiled[key] = (emitter.statement, visible)
         return compiled
 

@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from service.auth import Authenticator, InvalidToken, Principal
 from service.db.context import CallerContext
+from service.db.explain import Explanations, explain_mode
 from service.db.line import NoConnectionInTime
 from service.graphql.errors import (
     DATABASE_BUSY,
@@ -112,7 +113,14 @@ def _response_type(headers: dict[bytes, str]) -> str:
 
 
 _READ_HEADERS = frozenset(
-    (b"authorization", b"accept", b"accept-encoding", b"content-type", b"content-length")
+    (
+        b"authorization",
+        b"accept",
+        b"accept-encoding",
+        b"content-type",
+        b"content-length",
+        b"x-explain",
+    )
 )
 
 
@@ -138,6 +146,7 @@ class GraphQLEndpoint:
         persisted: PersistedQueries | None = None,
         compression: ResponseCompression | None = None,
         tracing: Tracing | None = None,
+        allow_explain: bool = False,
     ) -> None:
         self.executor = executor
         self.authenticator = authenticator
@@ -150,6 +159,7 @@ class GraphQLEndpoint:
         self.graphiql = graphiql
         self.compression = compression or ResponseCompression(level=0)
         self.tracing = tracing
+        self.allow_explain = allow_explain  # the X-Explain header (db/explain.py)
         # Event streams (sse.py), when the app serves them: set once both exist.
         self.events: EventStreamServer | None = None
 
@@ -210,6 +220,12 @@ class GraphQLEndpoint:
             return unauthenticated(error, media_type)
         scope["principal_role"] = principal.role
         from_url = scope["method"] in ("GET", "HEAD")
+        explain = None
+        if self.allow_explain:  # otherwise the header means nothing here
+            try:
+                explain = explain_mode(headers.get(b"x-explain"))
+            except ValueError as error:
+                return _error(str(error), 400, media_type)
         try:
             params = await self.read_params(scope, receive, headers)
         except RequestRefused as refused:
@@ -220,13 +236,13 @@ class GraphQLEndpoint:
             # metrics show 499, nginx's "client closed request".
             return Reply(CLIENT_CLOSED, b"", media_type)
         if isinstance(params, list):
-            return await self._answer_batch(scope, pool, principal, params, media_type)
+            return await self._answer_batch(scope, pool, principal, params, media_type, explain)
         query, operation_name, variables = params
         prepared = self.executor.prepare(query, operation_name)
         if from_url and prepared.is_mutation:
             return _error("mutations need POST", 405, media_type).with_header("Allow", "POST")
         try:
-            result = await self.run(pool, principal, prepared, variables)
+            result = await self.run(pool, principal, prepared, variables, explain=explain)
         except OperationFailed as failed:
             return failed.reply(media_type)
         scope["graphql_operation"] = prepared.operation_label
@@ -282,9 +298,11 @@ class GraphQLEndpoint:
         *,
         live: bool = False,
         after: str | None = None,
+        explain: str | None = None,
     ) -> Result:
         """One operation as the caller; `live`: one run of a subscription (a WebSocket's or an
-        event stream's), `after`: a stream subscription's cursor. What is not the client's
+        event stream's), `after`: a stream subscription's cursor, `explain`: the mode of
+        X-Explain, whose plans go in the response's extensions. What is not the client's
         doing is raised as OperationFailed."""
         if prepared.is_subscription and not live:
             return Result(NEEDS_WEBSOCKET, "request_error")
@@ -296,7 +314,14 @@ class GraphQLEndpoint:
         if tracing is not None and operation is not None:
             span = tracing.operation(operation.operation.value, prepared.operation_label)
 
+        explanations = None
+        if explain is not None:
+            # ANALYZE runs a statement again: a write's plan is the one without it
+            explanations = Explanations("on" if prepared.is_mutation else explain)
+
         async def run_in_transaction(work: Any, *, atomic: bool) -> Any:
+            if explanations is not None:
+                work = explanations.watching(work)
             with tracing.statement() if tracing is not None else _NO_SPAN:
                 return await self.caller_context.run(pool, principal, work, atomic=atomic)
 
@@ -327,7 +352,9 @@ class GraphQLEndpoint:
                 raise OperationFailed(500, "internal error") from None
             if current is not None:
                 current.set_attribute("service.graphql.outcome", result.outcome)
-            return result
+        if explanations is not None:
+            result = replace(result, body=explanations.added_to(result.body))
+        return result
 
     async def _answer_batch(
         self,
@@ -336,6 +363,7 @@ class GraphQLEndpoint:
         principal: Principal,
         items: list[Params | ApiError],
         media_type: str,
+        explain: str | None,
     ) -> Reply:
         """A batch's requests one after another, each as if sent on its own (its own
         transaction; a mutation before a query is seen by it), answered in their order. A
@@ -354,7 +382,7 @@ class GraphQLEndpoint:
             else:
                 prepared = self.executor.prepare(item[0], item[1])
                 try:
-                    result = await self.run(pool, principal, prepared, item[2])
+                    result = await self.run(pool, principal, prepared, item[2], explain=explain)
                 except OperationFailed as error:
                     failed = error if error.status == 503 else None
                     bodies.append(error.body)

@@ -22,6 +22,8 @@ async def test_a_configured_origin_gets_its_preflight_and_reads_the_answer(datab
         assert preflight.headers["access-control-allow-origin"] == APP
         allowed = preflight.headers["access-control-allow-headers"].lower()
         assert "authorization" in allowed and "content-type" in allowed
+        # in development a frontend's developer may ask for plans (X-Explain) from the page
+        assert "x-explain" in allowed
         assert "POST" in preflight.headers["access-control-allow-methods"]
         assert "access-control-allow-credentials" not in preflight.headers  # tokens, no cookies
 
