@@ -7,6 +7,8 @@ import { GraphiQL, HISTORY_PLUGIN } from 'graphiql';
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 
+import { explainingFetcher, explainPlugin } from './explain.jsx';
+
 import 'graphiql/style.css';
 import '@graphiql/plugin-explorer/style.css';
 import './page.css';
@@ -37,9 +39,14 @@ const endpoint = new URL(config.endpoint, document.baseURI);
 // Authorization travels in connection_init's payload, where the service reads it.
 const subscriptionUrl = new URL(endpoint);
 subscriptionUrl.protocol = endpoint.protocol === 'https:' ? 'wss:' : 'ws:';
-const fetcher = createGraphiQLFetcher({ url: endpoint.href, subscriptionUrl: subscriptionUrl.href });
+const httpFetcher = createGraphiQLFetcher({
+  url: endpoint.href,
+  subscriptionUrl: subscriptionUrl.href,
+});
+// With EXPLAIN allowed (ALLOW_EXPLAIN), the SQL panel shows what each run sent to PostgreSQL.
+const fetcher = config.explain ? explainingFetcher(httpFetcher) : httpFetcher;
 
-const plugins = [HISTORY_PLUGIN, explorerPlugin()];
+const plugins = [HISTORY_PLUGIN, explorerPlugin(), ...(config.explain ? [explainPlugin] : [])];
 
 function App() {
   return (

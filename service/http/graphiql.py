@@ -211,6 +211,7 @@ def graphiql_html(
     default_query: str = DEFAULT_QUERY,
     default_headers: str = "",
     show_headers: bool = True,
+    explain: bool = False,
     title: str = "GraphiQL",
     directory: Path = STATIC_DIR,
 ) -> str:
@@ -227,6 +228,7 @@ def graphiql_html(
         "defaultQuery": default_query,
         "defaultHeaders": default_headers,
         "showHeaders": show_headers,
+        "explain": explain,  # the SQL panel, for a service that answers X-Explain
         "workers": {label: f"{base}/{name}" for label, name in manifest.workers.items()},
     }
     css = html.escape(f"{base}/{manifest.main_css}")
@@ -263,6 +265,7 @@ def graphiql_response(
     *,
     default_query: str = DEFAULT_QUERY,
     directory: Path = STATIC_DIR,
+    explain: bool = False,
 ) -> Response:
     """The page for this request (endpoint = the request's own path, assets under the app's
     root path), with its Content-Security-Policy; a 503 telling how to build when not built."""
@@ -277,6 +280,7 @@ def graphiql_response(
             assets_url=root_path + ASSETS_PATH,
             default_query=default_query,
             directory=directory,
+            explain=explain,
         )
     except GraphiQLAssetsMissing as exc:
         return PlainTextResponse(str(exc), status_code=503, headers={"Cache-Control": "no-store"})

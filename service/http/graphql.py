@@ -170,7 +170,7 @@ class GraphQLEndpoint:
         if self.events is not None and wants_event_stream(headers.get(b"accept", "")):
             return _Streamed(partial(self.events.serve, headers=headers))
         if request.method == "GET" and self.graphiql and wants_graphiql(request):
-            return graphiql_response(request)
+            return graphiql_response(request, explain=self.allow_explain)
         reply = await self.answer(request.scope, request.receive, headers)
         return reply.response()
 

@@ -12,6 +12,8 @@
 //   GRAPHIQL_E2E_TOKEN      when set: put it in the Authorization header with the headers editor
 //                           and check that `viewer` changes from null to a user
 //   GRAPHIQL_E2E_VIEWER_EXPECT  text the viewer response must show with the token (e.g. the email)
+//   GRAPHIQL_E2E_SQL        when 1: open the SQL panel and check it shows the last run's
+//                           statement and plan (a service with ALLOW_EXPLAIN on)
 //   GRAPHIQL_E2E_ARTIFACTS  folder for the screenshots (default tests/e2e/artifacts)
 //   CHROMIUM                the browser (default /usr/bin/chromium)
 import { mkdirSync } from 'node:fs';
@@ -34,6 +36,7 @@ const pageUrl = new URL(env.GRAPHIQL_E2E_ENDPOINT ?? '/graphql', base);
 const query = env.GRAPHIQL_E2E_QUERY ?? '{ posts(first: 5) { nodes { id title } } }';
 const expected = env.GRAPHIQL_E2E_EXPECT ?? 'posts';
 const token = env.GRAPHIQL_E2E_TOKEN;
+const explainPanel = env.GRAPHIQL_E2E_SQL === '1';
 const viewerExpected = env.GRAPHIQL_E2E_VIEWER_EXPECT;
 const artifacts = path.resolve(env.GRAPHIQL_E2E_ARTIFACTS ?? path.join(here, 'artifacts'));
 const executablePath = env.CHROMIUM ?? '/usr/bin/chromium';
@@ -228,6 +231,21 @@ async function main() {
     }
     await page.screenshot({ path: path.join(artifacts, 'graphiql.png') });
     step(`response shows ${JSON.stringify(expected)}`);
+
+    if (explainPanel) {
+      step('open the SQL panel');
+      await page.click('button[aria-label="Show SQL"]');
+      await page.waitForSelector('.service-explain-plan', { timeout: TIMEOUT_MS });
+      const sql = await page.$eval('.service-explain-sql', (el) => el.textContent);
+      const plan = await page.$eval('.service-explain-plan', (el) => el.textContent);
+      if (!sql.startsWith('SELECT')) problem(`the SQL panel shows ${sql.slice(0, 200)}`);
+      if (!/Scan .*on posts/.test(plan)) problem(`the SQL panel's plan: ${plan.slice(0, 300)}`);
+      const answer = await editorText(page, '.graphiql-response .view-lines');
+      if (answer.includes('"explain"')) problem('the response pane shows the plans as well');
+      await page.screenshot({ path: path.join(artifacts, 'graphiql-sql.png') });
+      await page.click('button[aria-label="Hide SQL"]');
+      step('the SQL panel shows the statement and its plan');
+    }
 
     if (token) {
       const viewerQuery = '{ viewer { id email } }';

@@ -3,6 +3,8 @@ caller ran it (row-level security in the plan), in the response's `extensions.ex
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import asyncpg
@@ -97,3 +99,15 @@ async def test_production_ignores_the_header_unless_allowed(seeded: DatabaseURL)
     async with RunningService(seeded, **production, allow_explain=True) as http:
         response = await explained(http, {"query": Q2}, "on", as_user=None)
         assert len(response.json()["extensions"]["explain"]) == 1
+
+
+async def test_graphiql_has_its_sql_panel_only_where_explain_is_allowed(seeded: DatabaseURL):
+    # The panel itself is driven in a browser by tests/http/test_graphiql_browser.py.
+    for allowed in (True, False):
+        async with RunningService(seeded, allow_explain=allowed) as http:
+            page = await http.get("/graphql", headers={"accept": "text/html"})
+            block = re.search(
+                r'<script type="application/json" id="graphiql-config">(.*?)<', page.text
+            )
+            assert block is not None, page.text[:300]
+            assert json.loads(block.group(1))["explain"] is allowed

@@ -92,6 +92,7 @@ def browser_run(postgres: Server, template: str) -> Iterator[BrowserRun]:
                 "CHROMIUM": chromium() or "",
                 "GRAPHIQL_E2E_TOKEN": token,
                 "GRAPHIQL_E2E_VIEWER_EXPECT": EMAIL,
+                "GRAPHIQL_E2E_SQL": "1",
             }
             result = subprocess.run(
                 ["node", str(SPEC)],
@@ -119,6 +120,11 @@ def test_graphiql_loads_offline_and_a_typed_query_shows_posts(browser_run: Brows
     print(browser_run.output)
     assert browser_run.returncode == 0, browser_run.output
     assert '- response shows "Offline post 3"' in browser_run.output
+
+
+def test_the_sql_panel_shows_what_the_last_run_sent(browser_run: BrowserRun) -> None:
+    assert browser_run.returncode == 0, browser_run.output
+    assert "- the SQL panel shows the statement and its plan" in browser_run.output
 
 
 def test_an_authorization_header_set_in_graphiql_changes_viewer(browser_run: BrowserRun) -> None:
