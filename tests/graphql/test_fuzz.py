@@ -58,12 +58,13 @@ async def served_schema(http: httpx.AsyncClient) -> GraphQLSchema:
     return _SERVED_SCHEMAS[key]
 
 
-async def send_as_alice(api: httpx.AsyncClient, operation: str) -> dict[str, Any]:
-    response = await api.post(
-        "/graphql",
-        json={"query": operation},
-        headers={"authorization": f"Bearer {token_for(ALICE)}"},
-    )
+async def send_as_alice(
+    api: httpx.AsyncClient, operation: str, *, explain: str | None = None
+) -> dict[str, Any]:
+    headers = {"authorization": f"Bearer {token_for(ALICE)}"}
+    if explain is not None:
+        headers["x-explain"] = explain
+    response = await api.post("/graphql", json={"query": operation}, headers=headers)
     assert response.status_code in (200, 400), (operation, response.text)
     body: dict[str, Any] = response.json()
     for error in body.get("errors", []):
@@ -93,6 +94,21 @@ async def test_every_valid_operation_gets_data_or_client_errors(
     body = await send_as_alice(api, operation)
     if "errors" not in body:
         assert isinstance(body["data"], dict), (operation, body)
+
+
+@settings(FUZZ, max_examples=60)
+@given(operation=operations(), explain=st.sampled_from(["on", "analyze"]))
+async def test_every_valid_operation_explained_gets_its_plans_or_client_errors(
+    api: httpx.AsyncClient, operation: str, explain: str
+) -> None:
+    # EXPLAIN runs after each statement, in its transaction: it must neither fail an operation
+    # nor change what it answers.
+    body = await send_as_alice(api, operation, explain=explain)
+    if "errors" not in body:
+        assert isinstance(body["data"], dict), (operation, body)
+    if "data" in body:  # it ran (a request refused before running has no plans to show)
+        for statement in body["extensions"]["explain"]:
+            assert statement["sql"] and statement["plan"], (operation, body)
 
 
 @settings(FUZZ, max_examples=60)
