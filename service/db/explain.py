@@ -70,6 +70,10 @@ class _Explaining:
         self._connection = connection
         self._explanations = explanations
 
+    def __getattr__(self, name: str) -> Any:
+        # anything else the work may call runs as it is, unexplained
+        return getattr(self._connection, name)
+
     async def fetch(self, sql: str, *args: Any) -> Any:
         return await self._explained(self._connection.fetch, sql, args)
 

@@ -71,6 +71,20 @@ async def test_a_mutation_shows_its_statements_and_writes_once(api, seeded: Data
     assert count == 1
 
 
+async def test_a_nested_create_shows_each_of_its_statements(api):
+    create = {
+        "query": """mutation { createPost(input: {title: "With comments", content: "-",
+                      comments: [{body: "one"}, {body: "two"}]}) { comments { totalCount } } }"""
+    }
+    body = (await explained(api, create, "on")).json()
+    assert body["data"] == {"createPost": {"comments": {"totalCount": 2}}}
+    statements = body["extensions"]["explain"]
+    # the post, its comments, then the answer read back: each with its plan
+    assert [s["sql"].split()[0] for s in statements].count("SELECT") >= 1
+    assert any("Insert on posts" in s["plan"] for s in statements)
+    assert any("Insert on comments" in s["plan"] for s in statements)
+
+
 async def test_each_request_of_a_batch_has_its_own_plans(api):
     batch = [{"query": "{ posts(first: 1) { nodes { id } } }"}, {"query": "{ __typename }"}]
     first, second = (await explained(api, batch, "on")).json()
