@@ -142,10 +142,19 @@ class LiveQueries:
         return True
 
     async def listen(
-        self, key: tuple[Any, ...], run: Callable[[], Awaitable[Outcome]], listener: Listener
+        self,
+        key: tuple[Any, ...],
+        run: Callable[..., Awaitable[Outcome]],
+        listener: Listener,
+        *,
+        stream: bool = False,
     ) -> None:
         """Delivers to `listener` until the query ends or the caller cancels: joins the poll
-        of `key` (the latest answer at once), or starts it with `run`."""
+        of `key` (the latest answer at once), or starts it with `run`. A `stream`
+        subscription polls alone instead: see _follow."""
+        if stream:
+            await self._follow(run, listener)
+            return
         poll = self.polls.get(key)
         if poll is None and await self._refused(listener):
             return
@@ -176,17 +185,15 @@ class LiveQueries:
         for listener in list(poll.listeners):
             listener.end()
 
-    async def follow(
-        self, run: Callable[[str | None], Awaitable[Outcome]], listener: Listener
-    ) -> None:
+    async def _follow(self, run: Callable[..., Awaitable[Outcome]], listener: Listener) -> None:
         """A stream subscription's new rows, for `listener` alone (where it has read to is
-        its own), until it ends: `run(after)` reads the rows after the cursor `after` (None:
+        its own), until it ends: `run(after=...)` reads the rows after that cursor (None:
         where the subscription said to start)."""
         if await self._refused(listener):
             return
         self.streams += 1
         LIVE_QUERIES.inc()
-        task = asyncio.create_task(self._follow(run, listener))
+        task = asyncio.create_task(self._read_on(run, listener))
         try:
             await listener.ended
         finally:
@@ -194,14 +201,12 @@ class LiveQueries:
             self.streams -= 1
             LIVE_QUERIES.dec()
 
-    async def _follow(
-        self, run: Callable[[str | None], Awaitable[Outcome]], listener: Listener
-    ) -> None:
+    async def _read_on(self, run: Callable[..., Awaitable[Outcome]], listener: Listener) -> None:
         after: str | None = None
         failure = None  # an outage is said once
         try:
             while True:
-                kind, value = await run(after)
+                kind, value = await run(after=after)
                 if kind == "error":
                     _FAILED.inc()
                     await listener.deliver((kind, value))

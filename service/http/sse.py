@@ -129,12 +129,9 @@ class EventStreams:
             watcher.add_done_callback(lambda _: listener.end())
         SUBSCRIPTIONS.inc()
         try:
-            if self.endpoint.executor.is_stream(prepared):
-                follow = partial(run, live=True)
-                await self.live_queries.follow(lambda after: follow(after=after), listener)
-            else:
-                key = poll_key(prepared.source, variables, principal)
-                await self.live_queries.listen(key, partial(run, live=True), listener)
+            key = poll_key(prepared.source, variables, principal)
+            own = self.endpoint.executor.is_stream(prepared)  # a stream reads on alone
+            await self.live_queries.listen(key, partial(run, live=True), listener, stream=own)
             if stream.failed:  # the operation cannot run: said, and done
                 await stream.event(b"complete", b"")
         finally:

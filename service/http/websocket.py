@@ -225,14 +225,13 @@ class _Socket:
         key = poll_key(prepared.source, variables, principal)
         listener = Listener(partial(self.send_next, id_), partial(self.send_errors, id_))
         SUBSCRIPTIONS.inc()
-        live_queries = self.owner.live_queries
         try:
-            if self.owner.endpoint.executor.is_stream(prepared):
-                await live_queries.follow(partial(self._follow, prepared, variables), listener)
-            else:
-                await live_queries.listen(
-                    key, partial(self._run, prepared, variables, live=True), listener
-                )
+            await self.owner.live_queries.listen(
+                key,
+                partial(self._run, prepared, variables, live=True),
+                listener,
+                stream=self.owner.endpoint.executor.is_stream(prepared),
+            )
         finally:
             SUBSCRIPTIONS.dec()
             self._forget(id_)
@@ -245,23 +244,18 @@ class _Socket:
             del self.operations[id_]
 
     async def _run(
-        self, prepared: Document, variables: dict[str, Any] | None, *, live: bool
+        self,
+        prepared: Document,
+        variables: dict[str, Any] | None,
+        *,
+        live: bool,
+        after: str | None = None,
     ) -> Outcome:
         """One run as this socket's caller (see GraphQLEndpoint.outcome)."""
         assert self.principal is not None
         state = self.websocket.app.state
         return await self.owner.endpoint.outcome(
-            state, self.principal, prepared, variables, live=live
-        )
-
-    async def _follow(
-        self, prepared: Document, variables: dict[str, Any] | None, after: str | None
-    ) -> Outcome:
-        """One run of a stream subscription, reading on from `after`."""
-        assert self.principal is not None
-        state = self.websocket.app.state
-        return await self.owner.endpoint.outcome(
-            state, self.principal, prepared, variables, live=True, after=after
+            state, self.principal, prepared, variables, live=live, after=after
         )
 
     async def send(self, message: dict[str, Any]) -> None:
