@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import importlib
+import inspect
 import re
 import sys
 import types
@@ -18,7 +19,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from graphql import DEFAULT_DEPRECATION_REASON
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 from sqlalchemy import ARRAY, JSON, Column, DateTime, Enum, Table, UniqueConstraint
 from sqlalchemy.orm import Mapper, RelationshipDirection, configure_mappers
 from sqlmodel import SQLModel
@@ -123,6 +126,9 @@ class ColumnInfo:
     computed: SqlFunction | None = None
     # A computed column's arguments besides the row (`searchRank(query:)`), in its order.
     arguments: tuple[ColumnInfo, ...] = ()
+    # Documentation for the schema: see `field_docs`.
+    description: str | None = None
+    deprecation: str | None = None  # why clients should stop using it; None: they need not
 
     @property
     def orderable(self) -> bool:
@@ -207,6 +213,7 @@ class ModelInfo:
     primary_key: ColumnInfo  # the first column of `key`
     key: tuple[ColumnInfo, ...]  # the primary key's columns
     relations: dict[str, RelationInfo] = field(default_factory=dict)
+    description: str | None = None  # the model's docstring, or its table's comment
     create_model: type[BaseModel] | None = None
     update_model: type[BaseModel] | None = None
     # columns unique on their own (besides the primary key): each gets a root lookup
@@ -475,6 +482,7 @@ def _model_info(mapper: Mapper[Any]) -> ModelInfo:
         columns=columns,
         primary_key=pks[0],
         key=tuple(pks),
+        description=class_doc(model) or table.comment,
         create_model=getattr(module, f"{name}Create", None),
         update_model=getattr(module, f"{name}Update", None),
     )
@@ -489,6 +497,7 @@ def _column_info(model: type[SQLModel], column: Column[Any], private: frozenset[
         "private": column.name in private,
         "touch_on_update": column.onupdate is not None,
         "from_caller": _CALLER_ID in str(getattr(column.server_default, "arg", "")),
+        **field_docs(model.model_fields.get(column.name), column.comment),
     }
     if isinstance(column.type, Enum):
         return _enum_column(column.type, common)
@@ -512,6 +521,30 @@ def _column_info(model: type[SQLModel], column: Column[Any], private: frozenset[
         sql_type=_sql_type(python_type, column.type),
         **common,
     )
+
+
+def class_doc(cls: type) -> str | None:
+    """A class's own docstring (not one it inherits), dedented: a model's or an enum's
+    description in the schema."""
+    doc = cls.__dict__.get("__doc__")
+    return inspect.cleandoc(doc) if isinstance(doc, str) and doc.strip() else None
+
+
+def field_docs(info: FieldInfo | None, comment: str | None = None) -> dict[str, str | None]:
+    """A field's documentation for the schema, as GraphiQL shows it: its `description`
+    (`Field(description=...)`), else the column's comment (`sa_column_kwargs={"comment": ...}`,
+    which Alembic also puts in the database, where PostGraphile would read it); and why it is
+    deprecated, from pydantic's `deprecated` (SQLModel: `schema_extra={"deprecated": "Use
+    x."}`)."""
+    mark = info.deprecated if info is not None else None
+    if mark is None or mark is False:
+        deprecation = None
+    elif isinstance(mark, str):
+        deprecation = mark
+    else:  # True, or typing_extensions' @deprecated("...") object
+        deprecation = getattr(mark, "message", None) or DEFAULT_DEPRECATION_REASON
+    described = info.description if info is not None else None
+    return {"description": described or comment, "deprecation": deprecation}
 
 
 def api_fields(shape: type[BaseModel]) -> list[str]:

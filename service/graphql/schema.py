@@ -31,11 +31,14 @@ from service.graphql.catalog import (
     Catalog,
     ColumnInfo,
     ModelInfo,
+    RelationInfo,
     RootFunction,
     aggregate_type,
     api_fields,
     camel,
+    class_doc,
     enum_name,
+    field_docs,
 )
 
 _schema_ids = itertools.count()
@@ -158,6 +161,7 @@ class _Builder:
         *,
         args: dict[str, tuple[str, Any]] | None = None,
         description: str | None = None,
+        deprecation: str | None = None,
         default: Any = UNSET,
     ) -> StrawberryField:
         f = StrawberryField(
@@ -166,6 +170,7 @@ class _Builder:
             graphql_name=name,
             type_annotation=self.annotation(type_),
             description=description,
+            deprecation_reason=deprecation,
             default=default,
         )
         if args:
@@ -256,7 +261,10 @@ def build_schema(catalog: Catalog) -> GeneratedSchema:
     b.finish()
     object_types = [b.ns[m.type_name] for m in catalog]
     schema = strawberry.Schema(
-        query=query, mutation=mutation, subscription=subscription, types=object_types
+        query=query,
+        mutation=mutation,
+        subscription=subscription,
+        types=object_types,
     )
     return GeneratedSchema(schema=schema, catalog=catalog)
 
@@ -492,7 +500,8 @@ def _define_enums(b: _Builder, catalog: Catalog) -> None:
             defined[name] = column.labels
             values = enum.Enum(name, {label: label for label in column.labels})  # type: ignore[misc]
             values.__module__ = b.module.__name__
-            b.ns[name] = strawberry.enum(values, name=name)
+            description = class_doc(column.enum_class) if column.enum_class else None
+            b.ns[name] = strawberry.enum(values, name=name, description=description)
             _define_scalar_filter(b, name, name, _ENUM_OPERATORS)
 
 
@@ -525,7 +534,14 @@ def _define_model_types(b: _Builder, catalog: Catalog, model: ModelInfo) -> None
             b.field("nodeId", "strawberry.ID", description="Global id, for `node(nodeId:)`.")
         )
     for column in model.columns.values():
-        fields.append(b.field(column.field, _output_type(column)))
+        fields.append(
+            b.field(
+                column.field,
+                _output_type(column),
+                description=column.description,
+                deprecation=column.deprecation,
+            )
+        )
     for column in model.computed_calls.values():
         fields.append(
             b.field(column.field, _output_type(column), args=_function_arguments(column.arguments))
@@ -534,10 +550,21 @@ def _define_model_types(b: _Builder, catalog: Catalog, model: ModelInfo) -> None
         target = catalog[rel.target]
         if rel.to_many:
             fields.append(
-                b.field(rel.field, f"{target.type_name}Connection", args=connection_args(target))
+                b.field(
+                    rel.field,
+                    f"{target.type_name}Connection",
+                    args=connection_args(target),
+                    description=_relation_description(model, rel),
+                )
             )
         else:
-            fields.append(b.field(rel.field, f"{target.type_name} | None"))
+            fields.append(
+                b.field(
+                    rel.field,
+                    f"{target.type_name} | None",
+                    description=_relation_description(model, rel),
+                )
+            )
     for field_name, (target_name, function) in model.computed_relations.items():
         args = {**_function_arguments(function.arguments), **connection_args(catalog[target_name])}
         fields.append(
@@ -555,7 +582,7 @@ def _define_model_types(b: _Builder, catalog: Catalog, model: ModelInfo) -> None
         name,
         fields,
         bases=(Node,) if model.keyed_by_one else (),
-        description=f"A row of {model.table.fullname}.",
+        description=model.description or f"A row of {model.table.fullname}.",
     )
 
     b.define(
@@ -597,7 +624,7 @@ def _define_model_types(b: _Builder, catalog: Catalog, model: ModelInfo) -> None
     _define_groups(b, model)
 
     filter_fields = [
-        b.field(c.field, f"{_filter_type(c)} | None", default=UNSET)
+        b.field(c.field, f"{_filter_type(c)} | None", default=UNSET, deprecation=c.deprecation)
         for c in model.columns.values()
         if filter_operators(c)
     ]
@@ -641,7 +668,7 @@ def _define_model_types(b: _Builder, catalog: Catalog, model: ModelInfo) -> None
         description=f"Conditions on a list of related {name} rows, those the caller can see.",
     )
     order_fields = [
-        b.field(c.field, "SortDirection | None", default=UNSET)
+        b.field(c.field, "SortDirection | None", default=UNSET, deprecation=c.deprecation)
         for c in model.columns.values()
         if c.orderable
     ]
@@ -860,8 +887,36 @@ def _input_fields(
             default = info.default
             if column.labels:
                 default = b.ns[column.scalar](column.label(default))
-        fields.append(b.field(camel(py_name), type_, default=default))
+        docs = field_docs(info)
+        fields.append(
+            b.field(
+                camel(py_name),
+                type_,
+                default=default,
+                description=docs["description"] or column.description,
+                # A field the client must send cannot be deprecated (GraphQL forbids it).
+                deprecation=None if required else docs["deprecation"] or column.deprecation,
+            )
+        )
     return fields
+
+
+def _relation_description(model: ModelInfo, rel: RelationInfo) -> str:
+    """What a relation field holds, from its join."""
+    if rel.link is not None:
+        return (
+            f"The {rel.target} rows linked to this {model.type_name} in {rel.link.table}, "
+            "those the caller can see."
+        ).replace('"', "")
+    ours = ", ".join(camel(own) for own, _ in rel.pairs)
+    theirs = ", ".join(camel(other) for _, other in rel.pairs)
+    if rel.to_many:
+        return (
+            f"The {rel.target} rows whose {theirs} is this row's {ours}, those the caller can see."
+        )
+    return (
+        f"The {rel.target} whose {theirs} is this row's {ours}; null if the caller cannot see it."
+    )
 
 
 def _nested_fields(b: _Builder, catalog: Catalog, model: ModelInfo) -> list[StrawberryField]:

@@ -20,12 +20,18 @@ SEARCH_VECTOR = "to_tsvector('english'::regconfig, title || ' ' || content)"
 
 
 class PostBase(SQLModel):
-    title: str = Field(max_length=255)
-    content: str
-    published: bool = False
+    title: str = Field(max_length=255, description="The headline, at most 255 characters.")
+    content: str = Field(description="The text.")
+    published: bool = Field(
+        default=False,
+        description="Readable by everyone when true; when false a draft, which only its "
+        "author sees.",
+    )
 
 
 class Post(PostBase, table=True):
+    """A post: published for everyone to read, or a draft only its author sees."""
+
     __tablename__ = "posts"
     # The newest-first page is the common read; the id makes it a keyset for cursors.
     __table_args__ = (Index("ix_posts_created_at_id", "created_at", "id"),)

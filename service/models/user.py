@@ -14,6 +14,9 @@ if TYPE_CHECKING:
 
 
 class User(SQLModel, table=True):
+    """A user (Supabase's `auth.users`). Everyone sees a user's id and creation time; only the
+    user themself sees their email."""
+
     __tablename__ = "users"
     __table_args__ = {"schema": "auth"}
     # Reads go through this view (migration 0003): it shows a user's email only to that user.
@@ -24,7 +27,9 @@ class User(SQLModel, table=True):
     __private_columns__: ClassVar[frozenset[str]] = frozenset({"email"})
 
     id: uuid.UUID = uuid_primary_key()
-    email: str | None = Field(default=None, max_length=255)
+    email: str | None = Field(
+        default=None, max_length=255, description="Null for everyone but the user themself."
+    )
     created_at: datetime = created_at()
 
     posts: list["Post"] = Relationship(back_populates="author")
