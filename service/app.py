@@ -48,6 +48,7 @@ from service.http.metrics import (
 )
 from service.http.observe import RequestObserver
 from service.http.persisted import PersistedQueries, load_trusted_documents
+from service.http.response_cache import ResponseCache
 from service.http.sse import EventStreams
 from service.http.websocket import GraphQLWebSocket
 from service.logs import setup_logging
@@ -180,6 +181,11 @@ def create_app(
         tracing=tracing,
         allow_explain=settings.explain_allowed,
         persisted=persisted_queries(settings, executor),
+        response_cache=ResponseCache(
+            executor.schema.get_directive("cached"),  # type: ignore[arg-type]
+            max_bytes=settings.response_cache_max_bytes,
+            max_ttl=settings.response_cache_max_ttl,
+        ),
         compression=ResponseCompression(
             level=settings.gzip_level, min_bytes=settings.gzip_min_bytes
         ),

@@ -113,6 +113,10 @@ class Settings(BaseSettings):
     # zlib's level, 1 (fastest) to 9; 0 turns it off
     gzip_level: int = Field(1, ge=0, le=9)
     gzip_min_bytes: int = Field(1024, ge=0)
+    # Answers to queries marked `@cached(ttl:)` kept in memory, per process
+    # (http/response_cache.py): at most this many bytes (0: none kept), for at most this long.
+    response_cache_max_bytes: int = Field(64 * 1024 * 1024, ge=0)
+    response_cache_max_ttl: int = Field(300, ge=1)
     # Responses carry PostgreSQL's plans when a request sends `X-Explain: on` (or `analyze`):
     # db/explain.py. Default: on outside production (they show table and index names).
     allow_explain: bool | None = None

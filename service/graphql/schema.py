@@ -15,9 +15,10 @@ import types
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
+from graphql import DirectiveLocation
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 from strawberry.annotation import StrawberryAnnotation
@@ -265,8 +266,27 @@ def build_schema(catalog: Catalog) -> GeneratedSchema:
         mutation=mutation,
         subscription=subscription,
         types=object_types,
+        directives=[cached],
     )
     return GeneratedSchema(schema=schema, catalog=catalog)
+
+
+@strawberry.directive(
+    locations=[DirectiveLocation.QUERY],
+    description="Answer this query from the service's memory while an answer to the same "
+    "query, variables and caller is at most `ttl` seconds old; the response's Cache-Control "
+    "says for how much longer.",
+)
+def cached(
+    ttl: Annotated[
+        int,
+        strawberry.argument(
+            description="Seconds an answer may be reused: at most RESPONSE_CACHE_MAX_TTL "
+            "(300 unless configured)."
+        ),
+    ] = 60,
+) -> None:
+    """Declared for validation and introspection; the HTTP endpoint acts on it."""
 
 
 def _stream_field(b: _Builder, model: ModelInfo) -> StrawberryField:

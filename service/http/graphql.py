@@ -35,6 +35,7 @@ from service.http.live import Batch, Outcome
 from service.http.negotiate import wants_event_stream
 from service.http.observe import CLIENT_CLOSED
 from service.http.persisted import PersistedQueries
+from service.http.response_cache import Cached, ResponseCache
 from service.tracing import Tracing
 
 log = logging.getLogger("service.graphql")
@@ -71,8 +72,10 @@ class Reply:
         return replace(self, headers=(*self.headers, (name, value)))
 
     def response(self) -> Response:
-        headers = dict(self.headers)
-        return Response(self.body, self.status, headers, self.media_type)
+        response = Response(self.body, self.status, media_type=self.media_type)
+        for name, value in self.headers:
+            response.headers.append(name, value)  # repeated ones too (Vary)
+        return response
 
     async def send(self, send: Send) -> None:
         headers = [
@@ -147,6 +150,7 @@ class GraphQLEndpoint:
         compression: ResponseCompression | None = None,
         tracing: Tracing | None = None,
         allow_explain: bool = False,
+        response_cache: ResponseCache | None = None,
     ) -> None:
         self.executor = executor
         self.authenticator = authenticator
@@ -160,6 +164,7 @@ class GraphQLEndpoint:
         self.compression = compression or ResponseCompression(level=0)
         self.tracing = tracing
         self.allow_explain = allow_explain  # the X-Explain header (db/explain.py)
+        self.response_cache = response_cache  # answers of queries marked @cached
         # Event streams (sse.py), when the app serves them: set once both exist.
         self.events: EventStreamServer | None = None
 
@@ -242,7 +247,9 @@ class GraphQLEndpoint:
         if from_url and prepared.is_mutation:
             return _error("mutations need POST", 405, media_type).with_header("Allow", "POST")
         try:
-            result = await self.run(pool, principal, prepared, variables, explain=explain)
+            result, freshness = await self.run_request(
+                pool, principal, prepared, variables, explain
+            )
         except OperationFailed as failed:
             return failed.reply(media_type)
         scope["graphql_operation"] = prepared.operation_label
@@ -250,7 +257,32 @@ class GraphQLEndpoint:
         status = (
             400 if result.outcome == "request_error" and media_type == GRAPHQL_RESPONSE else 200
         )
-        return Reply(status, result.body, media_type)
+        return Reply(status, result.body, media_type, freshness)
+
+    async def run_request(
+        self,
+        pool: asyncpg.Pool,
+        principal: Principal,
+        prepared: Document,
+        variables: dict[str, Any] | None,
+        explain: str | None,
+    ) -> tuple[Result, tuple[tuple[str, str], ...]]:
+        """An operation sent over HTTP: through the response cache when it is marked
+        `@cached` (unless explained: the plans are of this run), with the headers that say
+        how long its answer may be reused."""
+        cache = self.response_cache
+        ttl = None if cache is None or explain is not None else cache.ttl(prepared, variables)
+        if ttl is None:
+            return await self.run(pool, principal, prepared, variables, explain=explain), ()
+        assert cache is not None
+        run = partial(self.run, pool, principal, prepared, variables)
+        try:
+            answer = await cache.answer(prepared, variables, principal, ttl, run)
+        except ApiError as error:
+            return Result(orjson.dumps({"errors": [error.to_dict()]}), "request_error"), ()
+        if isinstance(answer, Result):  # not kept: errors, or no room
+            return answer, ()
+        return answer.result, _freshness(answer, principal)
 
     async def outcome(
         self,
@@ -382,7 +414,7 @@ class GraphQLEndpoint:
             else:
                 prepared = self.executor.prepare(item[0], item[1])
                 try:
-                    result = await self.run(pool, principal, prepared, item[2], explain=explain)
+                    result, _ = await self.run_request(pool, principal, prepared, item[2], explain)
                 except OperationFailed as error:
                     failed = error if error.status == 503 else None
                     bodies.append(error.body)
@@ -501,6 +533,18 @@ class GraphQLEndpoint:
 
 
 Params = tuple[str, str | None, dict[str, Any] | None]  # query, operation name, variables
+
+
+def _freshness(answer: Cached, principal: Principal) -> tuple[tuple[str, str], ...]:
+    """How long caches between us and the client may reuse a `@cached` answer: an anonymous
+    caller's is everyone's (a CDN may keep it for requests without a token: GET with a
+    persisted query's hash), a signed-in caller's only theirs."""
+    scope = "public" if principal.anonymous else "private"
+    return (
+        ("Cache-Control", f"{scope}, max-age={answer.max_age}"),
+        ("Age", str(answer.age)),
+        ("Vary", "Accept, Authorization"),
+    )
 
 
 def _check_extensions(extensions: Any) -> dict[str, Any] | None:

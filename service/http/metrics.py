@@ -63,6 +63,12 @@ LIVE_QUERIES = Gauge(
     "caller share one (summed over worker processes)",
     multiprocess_mode="livesum",
 )
+RESPONSE_CACHE = Counter(
+    "service_graphql_response_cache",
+    "Queries marked @cached, by how they were answered: hit (a kept answer), shared (another "
+    "request's run, asked at the same time) or miss (run, and kept unless it had errors)",
+    ["result"],
+)
 LIVE_QUERY_RUNS = Counter(
     "service_graphql_live_query_runs",
     "Runs of live queries' statements, by what came of them: changed (an answer was sent), "
