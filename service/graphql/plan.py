@@ -470,6 +470,9 @@ class Connection:
     # A query function's connection: its rows are what the function returns for these values.
     source: RowFunction | None = None
     stream: bool = False  # a stream subscription's: its page moves on from run to run
+    # `distinctOn`: only the first row (in `order`) of each distinct combination of these
+    # values, each a column as it is or truncated (as `groupBy` names them)
+    distinct: list[tuple[ColumnInfo, str | None]] = field(default_factory=list)
 
     @property
     def order_signature(self) -> str:
@@ -793,6 +796,8 @@ class Planner:
             model, ctx.structural(args, "filter", f"{model.type_name}Filter")
         )
         order = self._order(model, ctx.structural(args, "orderBy", f"[{model.type_name}OrderBy!]"))
+        distinct_on = ctx.structural(args, "distinctOn", f"[{model.type_name}GroupBy!]")
+        distinct = _group_by(model, distinct_on, "distinctOn") if _plain(distinct_on) else []
         conn_type = f"{model.type_name}Connection"
         parts: list[Any] = []
         for part_key, subnodes in ctx.collect_many(nodes, conn_type).items():
@@ -824,7 +829,7 @@ class Planner:
                     else:
                         edge_parts.append(Typename(edge_key, edge_type))
                 parts.append(Edges(part_key, edge_parts))
-        return Connection(key, model, relation, page, condition, order, parts)
+        return Connection(key, model, relation, page, condition, order, parts, distinct=distinct)
 
     def _stream(
         self, ctx: _Context, key: str, model: ModelInfo, nodes: list[FieldNode]
@@ -1153,21 +1158,23 @@ def _field_type(fields: Mapping[str, Any], name: str) -> Any:
     return None if found is None else found.type
 
 
-def _group_by(model: ModelInfo, given: Any) -> list[tuple[ColumnInfo, str | None]]:
-    """`groupBy`: each column once, as it is or truncated."""
+def _group_by(
+    model: ModelInfo, given: Any, argument: str = "groupBy"
+) -> list[tuple[ColumnInfo, str | None]]:
+    """`groupBy` (or `distinctOn`): each column once, as it is or truncated."""
     choices = model.group_choices()
     group_by: list[tuple[ColumnInfo, str | None]] = []
-    for value in _required(_plain(given), "groupBy"):
+    for value in _required(_plain(given), argument):
         name = getattr(_plain(value), "name", _plain(value))  # a variable's member, or a name
         column, unit = choices[name]
         if any(c is column for c, _ in group_by):
             raise BadUserInput(
-                f"`groupBy`: group by {column.field} once (as it is, or truncated)",
-                field="groupBy",
+                f"`{argument}`: name {column.field} once (as it is, or truncated)",
+                field=argument,
             )
         group_by.append((column, unit))
     if not group_by:
-        raise BadUserInput("`groupBy`: name at least one value", field="groupBy")
+        raise BadUserInput(f"`{argument}`: name at least one value", field=argument)
     return group_by
 
 

@@ -160,7 +160,7 @@ class _Builder:
         name: str,
         type_: str,
         *,
-        args: dict[str, tuple[str, Any]] | None = None,
+        args: dict[str, tuple[Any, ...]] | None = None,
         description: str | None = None,
         deprecation: str | None = None,
         default: Any = UNSET,
@@ -181,8 +181,10 @@ class _Builder:
                     graphql_name=arg,
                     type_annotation=self.annotation(arg_type),
                     default=arg_default,
+                    description=doc[0] if doc else None,
                 )
-                for arg, (arg_type, arg_default) in args.items()
+                # (type, default) or (type, default, description)
+                for arg, (arg_type, arg_default, *doc) in args.items()
             ]
         return f
 
@@ -221,7 +223,7 @@ class _Builder:
         return cls
 
 
-def connection_args(model: ModelInfo) -> dict[str, tuple[str, Any]]:
+def connection_args(model: ModelInfo) -> dict[str, tuple[Any, ...]]:
     return {
         "first": ("int | None", UNSET),
         "after": ("str | None", UNSET),
@@ -229,6 +231,13 @@ def connection_args(model: ModelInfo) -> dict[str, tuple[str, Any]]:
         "before": ("str | None", UNSET),
         "filter": (f"{model.type_name}Filter | None", UNSET),
         "orderBy": (f"list[{model.type_name}OrderBy] | None", UNSET),
+        "distinctOn": (
+            f"list[{model.type_name}GroupBy] | None",
+            UNSET,
+            "Of the rows `filter` matches, only the first in `orderBy`'s order for each "
+            "distinct combination of these values (a date or time may be truncated): the "
+            "newest post of each author, say. Counts and aggregates are over those rows.",
+        ),
     }
 
 
@@ -292,7 +301,7 @@ def cached(
 def _stream_field(b: _Builder, model: ModelInfo) -> StrawberryField:
     name = model.type_name
     args = connection_args(model)
-    del args["last"], args["before"]
+    del args["last"], args["before"], args["distinctOn"]
     return b.field(
         f"{model.plural}Stream",
         f"{name}Connection",

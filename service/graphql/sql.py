@@ -618,12 +618,38 @@ class Emitter:
         return f"{function.sql_name}({', '.join([*before, *bound])})"
 
     def _base_conditions(self, c: Connection, a: str, parent: str | None) -> list[str]:
+        """Which rows the connection has, its page aside: those of its parent that match its
+        filter (and, with `distinctOn`, the first of each kind)."""
+        conditions = self._filtered(c, a, parent)
+        if c.distinct:
+            conditions.append(self._first_of_each(c, a, parent))
+        return conditions
+
+    def _filtered(self, c: Connection, a: str, parent: str | None) -> list[str]:
         conditions = []
         if c.relation is not None and parent is not None:
             conditions.append(_join(c.relation, a, parent))
         if c.condition is not None:
             conditions.append(self.condition(c.condition, a))
         return conditions
+
+    def _first_of_each(self, c: Connection, a: str, parent: str | None) -> str:
+        """`distinctOn`: the row is the first in the connection's order of the matching rows
+        with its values (PostgreSQL's DISTINCT ON), found by its key. A condition rather than
+        another FROM, so the rows stay the table's (computed columns take them whole) and
+        pages, counts and aggregates all read the same rows."""
+        t = self.alias()
+        values = ", ".join(self._group_key(column, unit, t) for column, unit in c.distinct)
+        order = ", ".join(
+            f"{self._sort_value(k, k.path, t)} {_sort(k.descending, k.nulls_low)}" for k in c.order
+        )
+        where = " AND ".join(self._filtered(c, t, parent)) or "true"
+        key = ", ".join(self.value(column, a) for column in c.model.key)
+        key_t = ", ".join(self.value(column, t) for column in c.model.key)
+        return (
+            f"({key}) IN (SELECT DISTINCT ON ({values}) {key_t} "
+            f"FROM {self._rows_of(c, parent)} {t} WHERE {where} ORDER BY {values}, {order})"
+        )
 
     def _page_size(self, size: Any, name: str) -> int:
         limit = self.max_page_size

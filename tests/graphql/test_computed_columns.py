@@ -218,6 +218,7 @@ async def test_computed_relations_are_connections_over_a_function_of_the_row(not
         "before",
         "filter",
         "orderBy",
+        "distinctOn",
     ]
     await _write_notes(http)
     page = """query($after: String) { notes(filter: {title: {eq: "One"}}) { nodes {
