@@ -70,6 +70,11 @@ TEXT_MATCHES: dict[str, tuple[str, str, str]] = {
 }
 
 
+# What an update may do to a column besides set it, as Hasura's `_inc` and `_append`, each an
+# argument beside `input` (see ModelInfo.adjustable, and sql.py's `_sets` for how).
+ADJUSTMENTS = ("increment", "append")
+
+
 def aggregate_type(type_name: str, function: str) -> str:
     """The GraphQL type of one aggregate function's values, e.g. PostMaxAggregates."""
     return f"{type_name}{function[:1].upper()}{function[1:]}Aggregates"
@@ -277,14 +282,16 @@ class ModelInfo:
             del names["update"], names["delete"]
         return names
 
-    @property
-    def incrementable(self) -> tuple[ColumnInfo, ...]:
-        """The number columns an update may change, which it may also add to
-        (`increment: {views: 1}`), atomically in PostgreSQL."""
+    def adjustable(self, adjustment: str) -> tuple[ColumnInfo, ...]:
+        """The columns an update may change that it may also change by one of ADJUSTMENTS
+        rather than set: `increment: {views: 1}` adds to number columns, `append: {labels:
+        ["x"]}` to arrays and JSONB objects, atomically in PostgreSQL."""
         if self.update_model is None:
             return ()
         columns = (self.column(name) for name in api_fields(self.update_model))
-        return tuple(c for c in columns if c.scalar in ("Int", "Float") and not c.array)
+        if adjustment == "increment":
+            return tuple(c for c in columns if c.scalar in ("Int", "Float") and not c.array)
+        return tuple(c for c in columns if c.array or c.sql_type == "jsonb")
 
     @property
     def writes_by_key(self) -> dict[str, tuple[str, tuple[ColumnInfo, ...]]]:

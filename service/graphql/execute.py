@@ -64,7 +64,7 @@ from service.graphql.plan import (
 )
 from service.graphql.schema import GeneratedSchema
 from service.graphql.sql import (
-    WRITE_INCREMENTS,
+    WRITE_ADJUSTMENTS,
     WRITE_VALUES,
     WRITTEN,
     Emitter,
@@ -381,12 +381,13 @@ class Executor:
                 nested[f.key] = creates = self._nested_create(f, values)
                 write, visible = creates.levels[0][1], None
             else:
-                increments = self._increments(f, coerced, values)
-                write, visible = self._write_statements(f, tuple(values), tuple(increments))
+                adjusted = self._adjustments(f, coerced, values)
+                how = tuple((name, adjustment) for name, (adjustment, _) in adjusted.items())
+                write, visible = self._write_statements(f, tuple(values), how)
             statements.append((f.key, write, visible))
             bound[f.key] = {**coerced, WRITE_VALUES: values}
-            if f.increment is not None:
-                bound[f.key][WRITE_INCREMENTS] = increments
+            if f.adjust:
+                bound[f.key][WRITE_ADJUSTMENTS] = {n: v for n, (_, v) in adjusted.items()}
             if f.kind in ("update_many", "delete_many"):
                 counted[f.key] = _TOO_MANY
             elif f.kind == "call" and f.source is not None and f.source.function.returns is None:
@@ -450,16 +451,19 @@ class Executor:
         return compiled
 
     def _write_statements(
-        self, write: Write, columns: tuple[str, ...], increments: tuple[str, ...] = ()
+        self,
+        write: Write,
+        columns: tuple[str, ...],
+        adjusted: tuple[tuple[str, str], ...] = (),
     ) -> tuple[Statement, Statement | None]:
-        """The write's statement for these columns (and incremented ones), compiled once (and
-        the visibility check that runs only when an update or delete matched nothing: absent,
-        or not ours?)."""
-        key = (columns, increments) if increments else columns
+        """The write's statement for these columns (and those adjusted, each with how),
+        compiled once (and the visibility check that runs only when an update or delete
+        matched nothing: absent, or not ours?)."""
+        key = (columns, adjusted) if adjusted else columns
         compiled = write.compiled.get(key)
         if compiled is None:
             emitter = Emitter(self.catalog, max_page_size=self.limits.max_page_size)
-            emitter.statement.sql = emitter.write(write, columns, increments)
+            emitter.statement.sql = emitter.write(write, columns, adjusted)
             visible = None
             if write.kind in ("update", "delete"):
                 checker = Emitter(self.catalog, max_page_size=self.limits.max_page_size)
@@ -472,24 +476,25 @@ class Executor:
         return compiled
 
     @staticmethod
-    def _increments(
+    def _adjustments(
         write: Write, coerced: dict[str, Any], values: dict[str, Any]
-    ) -> dict[str, Any]:
-        """An update's amounts to add, by column (a null amount adds nothing)."""
-        if write.increment is None:
-            return {}
-        given = resolve_tree(write.increment, coerced) or {}
-        increments = {}
-        for column in write.model.incrementable:
-            amount = given.get(column.field)
-            if amount is None:
-                continue
-            if column.name in values:
-                raise BadUserInput(
-                    f"`{column.field}` is both set and incremented: give one", field=column.field
-                )
-            increments[column.name] = amount
-        return increments
+    ) -> dict[str, tuple[str, Any]]:
+        """An update's changes other than values to set, by column: (how, by what). A null
+        amount (or list, or object) changes nothing."""
+        adjusted: dict[str, tuple[str, Any]] = {}
+        for adjustment, tree in write.adjust.items():
+            given = resolve_tree(tree, coerced) or {}
+            for column in write.model.adjustable(adjustment):
+                value = given.get(column.field)
+                if value is None:
+                    continue
+                if column.name in values:
+                    raise BadUserInput(
+                        f"`{column.field}` is both set and changed by `{adjustment}`: give one",
+                        field=column.field,
+                    )
+                adjusted[column.name] = (adjustment, value)
+        return adjusted
 
     def _validated_input(self, write: Write, coerced: dict[str, Any]) -> dict[str, Any] | NewRows:
         """The columns to write and their values (for createXs, each column's list of them);

@@ -52,6 +52,7 @@ from graphql import (
 )
 
 from service.graphql.catalog import (
+    ADJUSTMENTS,
     AGGREGATE_FUNCTIONS,
     Catalog,
     ColumnInfo,
@@ -138,7 +139,7 @@ def structural_variables(
 # The arguments of createX / createXs / updateX holding the rows' values, the only arguments
 # of these names in the generated schema: the planner reads them as values only (`_write`), so
 # their variables can stay references. Another argument named so must be read the same way.
-WRITE_INPUT_ARGUMENTS = frozenset(("input", "inputs", "increment"))
+WRITE_INPUT_ARGUMENTS = frozenset(("input", "inputs", *ADJUSTMENTS))
 
 
 def _input_only_variables(document: DocumentNode) -> set[str]:
@@ -524,7 +525,8 @@ class Write:
     condition: Any = None  # updateXs / deleteXs: the rows their filter matches
     conflict: ColumnInfo | None = None  # upsertX(s): the unique column naming an existing row
     source: RowFunction | None = None  # a mutation function: the call whose rows it returns
-    increment: InputTree | None = None  # updates: amounts to add to number columns
+    # updates: changes other than values to set, by argument (ADJUSTMENTS: `increment`)
+    adjust: dict[str, InputTree] = field(default_factory=dict)
     # Its SQL per set of columns written (execute.py fills it): input values are bound.
     compiled: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -683,10 +685,11 @@ class Planner:
         conflict = None
         if kind in ("upsert", "upsert_many"):
             conflict = self._upsert_key(ctx, model, args)
-        increment = None
-        if kind in ("update", "update_many") and model.incrementable:
-            arg_type = self._argument_type(ctx, "Mutation", name, "increment")
-            increment = ctx.input_tree(args, "increment", arg_type, values_only=True)
+        adjust = {}
+        for adjustment in ADJUSTMENTS if kind in ("update", "update_many") else ():
+            if model.adjustable(adjustment):
+                arg_type = self._argument_type(ctx, "Mutation", name, adjustment)
+                adjust[adjustment] = ctx.input_tree(args, adjustment, arg_type, values_only=True)
         selection = self._object(ctx, model, nodes)
         return Write(
             key,
@@ -697,7 +700,7 @@ class Planner:
             selection,
             condition,
             conflict,
-            increment=increment,
+            adjust=adjust,
         )
 
     @staticmethod

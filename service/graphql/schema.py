@@ -27,6 +27,7 @@ from strawberry.types.field import StrawberryField
 from strawberry.types.unset import UNSET
 
 from service.graphql.catalog import (
+    ADJUSTMENTS,
     AGGREGATE_FUNCTIONS,
     TEXT_MATCHES,
     Catalog,
@@ -757,20 +758,8 @@ def _mutation_fields(b: _Builder, catalog: Catalog, model: ModelInfo) -> list[St
             kind="input",
             description=f"Changes to a {name}; an absent field stays as it is.",
         )
-        changes = {"input": (f"{name}UpdateInput", UNSET)}
-        if model.incrementable:
-            b.define(
-                f"{name}IncrementInput",
-                [
-                    b.field(c.field, f"{_annotation(c)} | None", default=UNSET)
-                    for c in model.incrementable
-                ],
-                kind="input",
-                description="Amounts to add to number columns (negative ones subtract), in "
-                "the update's statement: concurrent increments all count. A null column "
-                "stays null.",
-            )
-            changes["increment"] = (f"{name}IncrementInput | None", UNSET)
+        changes: dict[str, tuple[Any, ...]] = {"input": (f"{name}UpdateInput", UNSET)}
+        changes |= _adjustment_args(b, model)
         if "update" in names:
             fields.append(
                 b.field(
@@ -801,8 +790,7 @@ def _mutation_fields(b: _Builder, catalog: Catalog, model: ModelInfo) -> list[St
         args = {c.field: (_annotation(c), UNSET) for c in columns}
         if kind == "update":
             args["input"] = (f"{name}UpdateInput", UNSET)
-            if model.incrementable:
-                args["increment"] = (f"{name}IncrementInput | None", UNSET)
+            args |= _adjustment_args(b, model)
         fields.append(
             b.field(
                 field_name,
@@ -821,6 +809,44 @@ def _mutation_fields(b: _Builder, catalog: Catalog, model: ModelInfo) -> list[St
         )
     )
     return fields
+
+
+# The input types of ADJUSTMENTS (catalog.py): type name suffix, description.
+_ADJUSTMENT_INPUTS = {
+    "increment": (
+        "IncrementInput",
+        "Amounts to add to number columns (negative ones subtract), in the update's statement: "
+        "concurrent increments all count. A null column stays null.",
+    ),
+    "append": (
+        "AppendInput",
+        "Elements to add at the end of array columns, and keys to merge into JSONB columns "
+        "(PostgreSQL's `||`: a key given replaces the one there; a JSON array's elements are "
+        "appended), in the update's statement: concurrent appends all count. A null column "
+        "takes the value given.",
+    ),
+}
+
+
+def _adjustment_args(b: _Builder, model: ModelInfo) -> dict[str, tuple[Any, ...]]:
+    """An update's arguments besides `input` (`increment`, `append`), for the columns they
+    apply to; their input types defined once."""
+    args: dict[str, tuple[Any, ...]] = {}
+    for adjustment in ADJUSTMENTS:
+        columns = model.adjustable(adjustment)
+        if not columns:
+            continue
+        suffix, description = _ADJUSTMENT_INPUTS[adjustment]
+        type_name = f"{model.type_name}{suffix}"
+        if type_name not in b.ns:
+            b.define(
+                type_name,
+                [b.field(c.field, f"{_annotation(c)} | None", default=UNSET) for c in columns],
+                kind="input",
+                description=description,
+            )
+        args[adjustment] = (f"{type_name} | None", UNSET)
+    return args
 
 
 def _mutation_function_fields(b: _Builder, model: ModelInfo) -> list[StrawberryField]:

@@ -857,10 +857,12 @@ class Emitter:
 
     # writes: one statement each, the write and the returned selection together
 
-    def write(self, w: Write, columns: tuple[str, ...], increments: tuple[str, ...] = ()) -> str:
+    def write(
+        self, w: Write, columns: tuple[str, ...], adjusted: tuple[tuple[str, str], ...] = ()
+    ) -> str:
         """The write and its returned selection; the columns' values are bound from the
         request's validated input (`WRITE_VALUES` in the variables), so the SQL is reusable;
-        so are an update's `increments` (`WRITE_INCREMENTS`).
+        so are an update's other changes, `adjusted` as (column, how) (`WRITE_ADJUSTMENTS`).
 
         The selection is the write's RETURNING clause: sub-selects there read the other
         tables as they were when the statement began, as they would from a WITH around it.
@@ -898,7 +900,7 @@ class Emitter:
             if w.kind == "delete_many":
                 change = f"DELETE FROM {table} AS {a} WHERE {where}"
             else:
-                sets = self._sets(w, columns, a, increments)
+                sets = self._sets(w, columns, a, adjusted)
                 change = f"UPDATE {table} AS {a} SET {sets} WHERE {where}"
             # the primary key as one value (a row of its columns when there are several)
             key = ", ".join(f"{a}.{_quote(c.name)}" for c in model.key)
@@ -923,7 +925,7 @@ class Emitter:
             if w.kind == "delete":
                 change = f"DELETE FROM {table} AS {a} WHERE {match}"
             else:
-                sets = self._sets(w, columns, a, increments)
+                sets = self._sets(w, columns, a, adjusted)
                 change = f"UPDATE {table} AS {a} SET {sets} WHERE {match}"
         return f"{change} RETURNING {self.object(w.selection, a)}"
 
@@ -1017,17 +1019,22 @@ class Emitter:
         return f" ON CONFLICT ({_quote(key.name)}) DO UPDATE SET {', '.join(sets)}"
 
     def _sets(
-        self, w: Write, columns: tuple[str, ...], a: str, increments: tuple[str, ...] = ()
+        self, w: Write, columns: tuple[str, ...], a: str, adjusted: tuple[tuple[str, str], ...] = ()
     ) -> str:
-        """An update's SET: the given columns, bound, the incremented ones added to (their
-        value as the statement finds the row, so concurrent increments all count), and those
-        every update touches."""
+        """An update's SET: the given columns, bound; the adjusted ones changed from their
+        value as the statement finds the row (so concurrent increments and appends all
+        count); and those every update touches."""
         model = w.model
         sets = [f"{_quote(n)} = {self.bind_value(model.column(n), _Input(n))}" for n in columns]
-        sets += [
-            f"{_quote(n)} = {a}.{_quote(n)} + {self.bind_value(model.column(n), _Increment(n))}"
-            for n in increments
-        ]
+        for n, adjustment in adjusted:
+            column, now = model.column(n), f"{a}.{_quote(n)}"
+            given = self.bind_value(column, _Adjustment(n))
+            if adjustment == "increment":  # a null number stays null
+                sets.append(f"{_quote(n)} = {now} + {given}")
+            elif column.array:  # elements appended; to a null array, they are the array
+                sets.append(f"{_quote(n)} = {now} || {given}")
+            else:  # JSONB: keys merged (an array's elements appended); a null one takes it
+                sets.append(f"{_quote(n)} = coalesce({now} || {given}, {given})")
         sets += [f"{_quote(c.name)} = now()" for c in model.columns.values() if c.touch_on_update]
         if not sets:
             pk = _quote(model.primary_key.name)
@@ -1040,16 +1047,17 @@ class Emitter:
 WRITE_VALUES = "\x00input"
 
 
-# An update's amounts to add, by column (see `_sets`).
-WRITE_INCREMENTS = "\x00increment"
+# An update's changes other than values to set (amounts to add, elements to append), by
+# column (see `_sets`).
+WRITE_ADJUSTMENTS = "\x00adjust"
 
 
 @dataclass(frozen=True)
-class _Increment:
+class _Adjustment:
     column: str
 
     def __call__(self, variables: Variables) -> Any:
-        return variables[WRITE_INCREMENTS][self.column]
+        return variables[WRITE_ADJUSTMENTS][self.column]
 
 
 @dataclass(frozen=True)

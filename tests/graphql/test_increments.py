@@ -1,9 +1,11 @@
-"""Increments: `updateX(id:, input:, increment: {stock: -1})` adds to number columns in the
-update's own statement, so concurrent increments all count (no read-modify-write race).
+"""Increments and appends: `updateX(id:, input:, increment: {stock: -1}, append: {tags:
+["new"]})` adds to number columns, appends to arrays and merges into JSONB in the update's own
+statement, so concurrent changes all count (no read-modify-write race).
 
 `Product` (in a module written for the test, served by another process as in
-test_new_model.py) has an integer, a float and a nullable integer its update class may change,
-and policies added to its revision: everyone reads, only a signed-in user changes rows.
+test_new_model.py) has an integer, a float and a nullable integer, a text array and a JSONB
+column its update class may change, and policies added to its revision: everyone reads, only
+a signed-in user changes rows.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ PRODUCT_MODULE = '''
 """Product: `public.products`, something in stock."""
 
 import uuid
+from typing import Any
 
-from sqlalchemy import CheckConstraint
+from sqlalchemy import ARRAY, CheckConstraint, String
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from service.models.columns import uuid_primary_key
@@ -36,6 +40,8 @@ class ProductBase(SQLModel):
     stock: int = 0
     price: float = 0.0
     rating: int | None = None
+    tags: list[str] = Field(default_factory=list, sa_type=ARRAY(String))
+    specs: dict[str, Any] | None = Field(default=None, sa_type=JSONB)
 
 
 class Product(ProductBase, table=True):
@@ -55,6 +61,8 @@ class ProductUpdate(SQLModel):
     stock: int | None = None
     price: float | None = None
     rating: int | None = None
+    tags: list[str] | None = None
+    specs: dict[str, Any] | None = None
 '''
 
 POLICIES = (
@@ -203,4 +211,96 @@ async def test_only_number_columns_the_update_may_change_are_incremented(product
         {"name": "stock", "type": {"name": "Int"}},
         {"name": "price", "type": {"name": "Float"}},
         {"name": "rating", "type": {"name": "Int"}},
+    ]
+
+
+async def test_an_update_appends_to_arrays_and_merges_json(products):
+    http = products
+    pen = await _id(http, "pen")
+    change = """mutation($id: UUID!, $add: ProductAppendInput) {
+        updateProduct(id: $id, input: {}, append: $add) { tags specs } }"""
+    # to an empty array and a null JSONB column: the values given
+    body = await gql(
+        http, change, {"id": pen, "add": {"tags": ["blue"], "specs": {"ink": "gel"}}}, as_user=ALICE
+    )
+    assert body == {"data": {"updateProduct": {"tags": ["blue"], "specs": {"ink": "gel"}}}}
+    # then at the end, and merged (a key given replaces the one there), beside other changes
+    body = await gql(
+        http,
+        """mutation($id: UUID!) { updateProduct(id: $id, input: {name: "blue pen"},
+             increment: {stock: 1}, append: {tags: ["office", "blue"], specs: {ink: "oil", mm: 14}})
+             { name stock tags specs } }""",
+        {"id": pen},
+        as_user=ALICE,
+    )
+    assert body["data"]["updateProduct"] == {
+        "name": "blue pen",
+        "stock": 11,
+        "tags": ["blue", "office", "blue"],
+        "specs": {"ink": "oil", "mm": 14},
+    }
+    # on many rows, and by a unique column; null changes nothing
+    body = await gql(
+        http,
+        """mutation {
+             all: updateProducts(filter: {name: {in: ["ink", "pad"]}}, input: {},
+               append: {tags: ["stock"]}) { name tags }
+             one: updateProductByName(name: "ink", input: {}, append: {tags: null}) { tags } }""",
+        as_user=ALICE,
+    )
+    assert "errors" not in body, body
+    assert sorted(body["data"]["all"], key=lambda p: p["name"]) == [
+        {"name": "ink", "tags": ["stock"]},
+        {"name": "pad", "tags": ["stock"]},
+    ]
+    assert body["data"]["one"] == {"tags": ["stock"]}
+
+
+async def test_concurrent_appends_all_count(products):
+    http = products
+    pen = await _id(http, "pen")
+    add = """mutation($id: UUID!, $tag: String!) {
+        updateProduct(id: $id, input: {}, append: {tags: [$tag]}) { id } }"""
+    tags = [f"t{i}" for i in range(20)]
+    bodies = await asyncio.gather(
+        *(gql(http, add, {"id": pen, "tag": tag}, as_user=ALICE) for tag in tags)
+    )
+    assert all("errors" not in b for b in bodies), bodies
+    body = await gql(http, "query($id: UUID!) { product(id: $id) { tags } }", {"id": pen})
+    assert sorted(body["data"]["product"]["tags"]) == sorted(tags)
+
+
+async def test_appends_are_refused_where_an_update_is(products):
+    http = products
+    pen = await _id(http, "pen")
+    both = await gql(
+        http,
+        """mutation($id: UUID!) {
+             updateProduct(id: $id, input: {tags: ["a"]}, append: {tags: ["b"]}) { id } }""",
+        {"id": pen},
+        as_user=ALICE,
+    )
+    assert both["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "tags"}
+    for wrong in ('append: {name: ["x"]}', "append: {tags: [1]}", "append: {stock: 1}"):
+        body = await gql(
+            http,
+            f"mutation($id: UUID!) {{ updateProduct(id: $id, input: {{}}, {wrong}) {{ id }} }}",
+            {"id": pen},
+            as_user=ALICE,
+        )
+        assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", (wrong, body)
+    anonymous = await gql(
+        http,
+        'mutation($id: UUID!) { updateProduct(id: $id, input: {}, append: {tags: ["x"]}) { id } }',
+        {"id": pen},
+    )
+    assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    body = await gql(http, "query($id: UUID!) { product(id: $id) { tags } }", {"id": pen})
+    assert body["data"]["product"]["tags"] == []  # nothing changed
+    types = await gql(
+        http, '{ __type(name: "ProductAppendInput") { inputFields { name type { name kind } } } }'
+    )
+    assert types["data"]["__type"]["inputFields"] == [
+        {"name": "tags", "type": {"name": None, "kind": "LIST"}},
+        {"name": "specs", "type": {"name": "JSON", "kind": "SCALAR"}},
     ]
