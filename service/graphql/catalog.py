@@ -72,7 +72,7 @@ TEXT_MATCHES: dict[str, tuple[str, str, str]] = {
 
 # What an update may do to a column besides set it, as Hasura's `_inc` and `_append`, each an
 # argument beside `input` (see ModelInfo.adjustable, and sql.py's `_sets` for how).
-ADJUSTMENTS = ("increment", "append")
+ADJUSTMENTS = ("increment", "append", "remove")
 
 
 def aggregate_type(type_name: str, function: str) -> str:
@@ -285,7 +285,8 @@ class ModelInfo:
     def adjustable(self, adjustment: str) -> tuple[ColumnInfo, ...]:
         """The columns an update may change that it may also change by one of ADJUSTMENTS
         rather than set: `increment: {views: 1}` adds to number columns, `append: {labels:
-        ["x"]}` to arrays and JSONB objects, atomically in PostgreSQL."""
+        ["x"]}` to arrays and JSONB objects and `remove: {labels: ["x"]}` takes out of them,
+        atomically in PostgreSQL."""
         if self.update_model is None:
             return ()
         columns = (self.column(name) for name in api_fields(self.update_model))

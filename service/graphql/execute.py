@@ -493,6 +493,12 @@ class Executor:
                         f"`{column.field}` is both set and changed by `{adjustment}`: give one",
                         field=column.field,
                     )
+                if column.name in adjusted:
+                    raise BadUserInput(
+                        f"`{column.field}` is changed by both `{adjusted[column.name][0]}` and "
+                        f"`{adjustment}`: give one",
+                        field=column.field,
+                    )
                 adjusted[column.name] = (adjustment, value)
         return adjusted
 

@@ -825,12 +825,19 @@ _ADJUSTMENT_INPUTS = {
         "appended), in the update's statement: concurrent appends all count. A null column "
         "takes the value given.",
     ),
+    "remove": (
+        "RemoveInput",
+        "Elements to take out of array columns (every one equal to one given; the others keep "
+        "their order), and keys to take out of JSONB columns (PostgreSQL's `-`; of a JSON "
+        "array, its strings equal to one given), in the update's statement. A null column "
+        "stays null.",
+    ),
 }
 
 
 def _adjustment_args(b: _Builder, model: ModelInfo) -> dict[str, tuple[Any, ...]]:
-    """An update's arguments besides `input` (`increment`, `append`), for the columns they
-    apply to; their input types defined once."""
+    """An update's arguments besides `input` (`increment`, `append`, `remove`), for the
+    columns they apply to; their input types defined once."""
     args: dict[str, tuple[Any, ...]] = {}
     for adjustment in ADJUSTMENTS:
         columns = model.adjustable(adjustment)
@@ -841,12 +848,23 @@ def _adjustment_args(b: _Builder, model: ModelInfo) -> dict[str, tuple[Any, ...]
         if type_name not in b.ns:
             b.define(
                 type_name,
-                [b.field(c.field, f"{_annotation(c)} | None", default=UNSET) for c in columns],
+                [
+                    b.field(c.field, f"{_adjustment_type(adjustment, c)} | None", default=UNSET)
+                    for c in columns
+                ],
                 kind="input",
                 description=description,
             )
         args[adjustment] = (f"{type_name} | None", UNSET)
     return args
+
+
+def _adjustment_type(adjustment: str, column: ColumnInfo) -> str:
+    """What an adjustment takes for a column: its own type, but for a JSONB column's
+    `remove`, which takes keys."""
+    if adjustment == "remove" and not column.array:
+        return "list[str]"
+    return _annotation(column)
 
 
 def _mutation_function_fields(b: _Builder, model: ModelInfo) -> list[StrawberryField]:

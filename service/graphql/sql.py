@@ -108,6 +108,11 @@ def _to_text(column: ColumnInfo) -> Callable[[Any], str | None]:
     return json_text if column.scalar == "JSON" or column.array else as_text
 
 
+def _texts(ref: Getter) -> Getter:
+    """A list of values as texts (JSONB keys to remove)."""
+    return lambda variables: [str(item) for item in ref(variables)]
+
+
 def _array_texts(value: Any) -> list[str | None] | None:
     return None if value is None else [as_text(item) for item in value]
 
@@ -1028,9 +1033,21 @@ class Emitter:
         sets = [f"{_quote(n)} = {self.bind_value(model.column(n), _Input(n))}" for n in columns]
         for n, adjustment in adjusted:
             column, now = model.column(n), f"{a}.{_quote(n)}"
+            if adjustment == "remove" and not column.array:  # JSONB: keys taken out
+                keys = self.bind(_texts(_Adjustment(n)), "text[]")
+                sets.append(f"{_quote(n)} = {now} - {keys}")
+                continue
             given = self.bind_value(column, _Adjustment(n))
             if adjustment == "increment":  # a null number stays null
                 sets.append(f"{_quote(n)} = {now} + {given}")
+            elif adjustment == "remove":  # the other elements, in order; null stays null
+                u = self.alias()
+                kept = (
+                    f"SELECT coalesce(array_agg({u}.e ORDER BY {u}.i), '{{}}') "
+                    f"FROM unnest({now}) WITH ORDINALITY AS {u}(e, i) WHERE NOT EXISTS "
+                    f"(SELECT FROM unnest({given}) AS r(e) WHERE r.e IS NOT DISTINCT FROM {u}.e)"
+                )
+                sets.append(f"{_quote(n)} = CASE WHEN {now} IS NULL THEN NULL ELSE ({kept}) END")
             elif column.array:  # elements appended; to a null array, they are the array
                 sets.append(f"{_quote(n)} = {now} || {given}")
             else:  # JSONB: keys merged (an array's elements appended); a null one takes it

@@ -304,3 +304,51 @@ async def test_appends_are_refused_where_an_update_is(products):
         {"name": "tags", "type": {"name": None, "kind": "LIST"}},
         {"name": "specs", "type": {"name": "JSON", "kind": "SCALAR"}},
     ]
+
+
+async def test_an_update_removes_from_arrays_and_json(products):
+    http = products
+    pen, ink = await _id(http, "pen"), await _id(http, "ink")
+    change = """mutation($id: UUID!, $add: ProductAppendInput, $take: ProductRemoveInput) {
+        updateProduct(id: $id, input: {}, append: $add, remove: $take) { tags specs } }"""
+    start = {"tags": ["a", "b", "a", "c"], "specs": {"ink": "gel", "mm": 14, "color": "red"}}
+    body = await gql(http, change, {"id": pen, "add": start}, as_user=ALICE)
+    assert body["data"]["updateProduct"] == start
+    # every element equal to one given, the others in order; keys of the JSONB object
+    take = {"tags": ["a", "x"], "specs": ["mm", "nope"]}
+    body = await gql(http, change, {"id": pen, "take": take}, as_user=ALICE)
+    assert body["data"]["updateProduct"] == {
+        "tags": ["b", "c"],
+        "specs": {"ink": "gel", "color": "red"},
+    }
+    # down to an empty array; a null JSONB column stays null
+    body = await gql(http, change, {"id": pen, "take": {"tags": ["b", "c"]}}, as_user=ALICE)
+    assert body["data"]["updateProduct"]["tags"] == []
+    body = await gql(http, change, {"id": ink, "take": {"specs": ["ink"]}}, as_user=ALICE)
+    assert body["data"]["updateProduct"] == {"tags": [], "specs": None}
+    # one change a column: not appended to and taken from at once
+    both = await gql(
+        http, change, {"id": pen, "add": {"tags": ["d"]}, "take": {"tags": ["d"]}}, as_user=ALICE
+    )
+    assert both["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "tags"}
+    # appends and removals at the same time all count
+    await gql(http, change, {"id": pen, "add": {"tags": ["old"]}}, as_user=ALICE)
+    new = [f"n{i}" for i in range(10)]
+    bodies = await asyncio.gather(
+        gql(http, change, {"id": pen, "take": {"tags": ["old"]}}, as_user=ALICE),
+        *(gql(http, change, {"id": pen, "add": {"tags": [t]}}, as_user=ALICE) for t in new),
+    )
+    assert all("errors" not in b for b in bodies), bodies
+    body = await gql(http, "query($id: UUID!) { product(id: $id) { tags } }", {"id": pen})
+    assert sorted(body["data"]["product"]["tags"]) == new
+    types = await gql(
+        http,
+        '{ __type(name: "ProductRemoveInput") { inputFields { name type { kind ofType { name '
+        "ofType { name } } } } } }",
+    )
+    fields = types["data"]["__type"]["inputFields"]
+    assert [f["name"] for f in fields] == ["tags", "specs"]
+    assert fields[1]["type"] == {
+        "kind": "LIST",
+        "ofType": {"name": None, "ofType": {"name": "String"}},
+    }
