@@ -1027,8 +1027,8 @@ class Emitter:
         self, w: Write, columns: tuple[str, ...], a: str, adjusted: tuple[tuple[str, str], ...] = ()
     ) -> str:
         """An update's SET: the given columns, bound; the adjusted ones changed from their
-        value as the statement finds the row (so concurrent increments and appends all
-        count); and those every update touches."""
+        value as the statement finds the row (so concurrent increments, appends and removals
+        all count); and those every update touches."""
         model = w.model
         sets = [f"{_quote(n)} = {self.bind_value(model.column(n), _Input(n))}" for n in columns]
         for n, adjustment in adjusted:
@@ -1064,8 +1064,8 @@ class Emitter:
 WRITE_VALUES = "\x00input"
 
 
-# An update's changes other than values to set (amounts to add, elements to append), by
-# column (see `_sets`).
+# An update's changes other than values to set (amounts to add, elements to append or
+# remove), by column (see `_sets`).
 WRITE_ADJUSTMENTS = "\x00adjust"
 
 
