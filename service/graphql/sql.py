@@ -386,10 +386,7 @@ class Emitter:
             page_conditions.append(self._keyset(c, values, c.page.after, after=True))
         if c.page.before is not None:
             page_conditions.append(self._keyset(c, values, c.page.before, after=False))
-        order = ", ".join(
-            f"{v} {_sort(k.descending != backward, k.nulls_low)}"
-            for k, v in zip(c.order, values, strict=True)
-        )
+        order = _order_by(c.order, values, reverse=backward)
         where = " AND ".join(page_conditions) or "true"
         natural = "DESC" if backward else "ASC"
         reverse = "ASC" if backward else "DESC"
@@ -410,10 +407,7 @@ class Emitter:
                 f"SELECT {a}.*{extra} FROM {rows} WHERE {where} ORDER BY {order} LIMIT {size}"
             )
             in_page = "true"
-            in_order = ", ".join(
-                f"{v} {_sort(k.descending, k.nulls_low)}"
-                for k, v in zip(c.order, sorted_as, strict=True)
-            )
+            in_order = _order_by(c.order, sorted_as)
 
             def agg(value: str) -> str:
                 return f"coalesce(json_agg({value} ORDER BY {in_order}), '[]'::json)"
@@ -645,9 +639,7 @@ class Emitter:
         pages, counts and aggregates all read the same rows."""
         t = self.alias()
         values = ", ".join(self._group_key(column, unit, t) for column, unit in c.distinct)
-        order = ", ".join(
-            f"{self._sort_value(k, k.path, t)} {_sort(k.descending, k.nulls_low)}" for k in c.order
-        )
+        order = _order_by(c.order, [self._sort_value(k, k.path, t) for k in c.order])
         where = " AND ".join(self._filtered(c, t, parent)) or "true"
         key = ", ".join(self.value(column, a) for column in c.model.key)
         key_t = ", ".join(self.value(column, t) for column in c.model.key)
@@ -1211,6 +1203,14 @@ def _follows(column: str, param: str, key: OrderKey, greater: bool) -> str:
     if greater != key.nulls_low:  # toward the nulls' end: a null follows every value
         return f"({param} IS NOT NULL AND ({column} {op} {param} OR {column} IS NULL))"
     return f"({column} IS NOT NULL AND ({param} IS NULL OR {column} {op} {param}))"
+
+
+def _order_by(keys: list[OrderKey], values: list[str], *, reverse: bool = False) -> str:
+    """ORDER BY terms: each sort key's value in its direction (all turned round: `last`)."""
+    return ", ".join(
+        f"{value} {_sort(key.descending != reverse, key.nulls_low)}"
+        for key, value in zip(keys, values, strict=True)
+    )
 
 
 def _sort(descending: bool, nulls_low: bool) -> str:

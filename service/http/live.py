@@ -108,11 +108,12 @@ class _Poll:
         await asyncio.gather(*(listener.deliver(outcome) for listener in list(self.listeners)))
 
 
-def poll_key(
+def answer_key(
     source: tuple[Any, ...], variables: dict[str, Any] | None, caller: Any
 ) -> tuple[Any, ...]:
-    """What makes subscriptions share one poll: the same document and operation (`source`),
-    variables and caller (role and claims)."""
+    """What makes two runs of an operation give the same answer, so that subscriptions share
+    one poll and `@cached` queries one kept answer (response_cache.py): the same document and
+    operation (`source`), variables and caller (role and claims)."""
     return (
         *source,
         orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS),

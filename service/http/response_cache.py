@@ -23,19 +23,19 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from graphql import GraphQLDirective, IntValueNode, VariableNode
 
 from service.auth import Principal
 from service.graphql.errors import BadUserInput
 from service.graphql.execute import Document, Result
+from service.http.live import answer_key
 from service.http.metrics import RESPONSE_CACHE
 
 # What an entry costs besides its answer (its key, whose query text the document cache
 # shares, and bookkeeping), roughly.
 _ENTRY_OVERHEAD = 512
 
-Key = tuple[tuple[str, str | None], bytes, str, str]
+Key = tuple[Any, ...]  # live.answer_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,12 +112,7 @@ class ResponseCache:
             raise BadUserInput(f"@cached: `ttl` must be from 1 to {self.max_ttl} seconds")
         if self.max_bytes == 0:
             return await run()
-        key: Key = (
-            prepared.source,
-            orjson.dumps(variables, option=orjson.OPT_SORT_KEYS) if variables else b"",
-            principal.role,
-            principal.claims_json,
-        )
+        key = answer_key(prepared.source, variables, principal)
         kept = self._kept.get(key)
         if kept is not None and kept.expires > time.monotonic():
             self._kept.move_to_end(key)

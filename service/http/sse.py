@@ -35,7 +35,7 @@ from service.http.graphql import (
     not_ready,
     unauthenticated,
 )
-from service.http.live import Listener, LiveQueries, poll_key
+from service.http.live import Listener, LiveQueries, answer_key
 from service.http.metrics import SUBSCRIPTIONS
 from service.http.negotiate import EVENT_STREAM
 
@@ -129,7 +129,7 @@ class EventStreams:
             watcher.add_done_callback(lambda _: listener.end())
         SUBSCRIPTIONS.inc()
         try:
-            key = poll_key(prepared.source, variables, principal)
+            key = answer_key(prepared.source, variables, principal)
             own = self.endpoint.executor.is_stream(prepared)  # a stream reads on alone
             await self.live_queries.listen(key, partial(run, live=True), listener, stream=own)
             if stream.failed:  # the operation cannot run: said, and done

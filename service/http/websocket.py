@@ -32,7 +32,7 @@ from service.auth import InvalidToken, Principal
 from service.graphql.errors import ApiError, LimitExceeded
 from service.graphql.execute import Document
 from service.http.graphql import GraphQLEndpoint
-from service.http.live import Listener, LiveQueries, Outcome, poll_key
+from service.http.live import Listener, LiveQueries, Outcome, answer_key
 from service.http.metrics import SUBSCRIPTIONS
 
 log = logging.getLogger("service.websocket")
@@ -222,7 +222,7 @@ class _Socket:
         principal = self.principal
         assert principal is not None
         # Shared with every subscription of the same operation and variables by the same caller.
-        key = poll_key(prepared.source, variables, principal)
+        key = answer_key(prepared.source, variables, principal)
         listener = Listener(partial(self.send_next, id_), partial(self.send_errors, id_))
         SUBSCRIPTIONS.inc()
         try:

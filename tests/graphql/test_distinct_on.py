@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
 import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.db.url import DatabaseURL
 from tests.graphql.conftest import ALICE, add_drafts, gql
+from tests.support import fetch_sql
 
 # distinctOn choice -> the SQL values it is distinct on, for comments
 KINDS = {
@@ -35,11 +35,7 @@ def _data(body: dict[str, Any]) -> Any:
 
 
 async def _reference(url: DatabaseURL, sql: str) -> list[str]:
-    connection = await asyncpg.connect(**url.asyncpg_kwargs())
-    try:
-        return [row[0] for row in await connection.fetch(sql)]
-    finally:
-        await connection.close()
+    return [row[0] for row in await fetch_sql(url, sql)]
 
 
 async def test_the_newest_post_of_each_author(api: httpx.AsyncClient, seeded) -> None:

@@ -11,12 +11,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import asyncpg
 import httpx
 
 from service.db.url import DatabaseURL
 from tests.graphql.conftest import ALICE, BOB, add_drafts, gql
-from tests.support import RunningService, token_for
+from tests.support import RunningService, execute_sql, token_for
 
 FEED = """query Feed @cached(ttl: 2) {
   posts(first: 2, orderBy: [{createdAt: DESC}]) { nodes { title } }
@@ -45,17 +44,12 @@ async def serving(url: DatabaseURL, **settings: Any) -> AsyncIterator[Logged]:
         yield logged
 
 
-async def _add_post(url: DatabaseURL, title: str) -> None:
-    connection = await asyncpg.connect(**url.asyncpg_kwargs())
-    try:
-        await connection.execute(
-            "INSERT INTO posts (title, content, published, author_id, created_at) "
-            "VALUES ($1, '', true, $2, '2027-01-01T00:00:00Z')",
-            title,
-            ALICE,
-        )
-    finally:
-        await connection.close()
+async def _add_newest_post(url: DatabaseURL) -> None:
+    await execute_sql(
+        url,
+        "INSERT INTO posts (title, content, published, author_id, created_at) "
+        f"VALUES ('Newest', '', true, '{ALICE}', '2027-01-01T00:00:00Z')",
+    )
 
 
 def _titles(body: dict[str, Any]) -> list[str]:
@@ -73,7 +67,7 @@ async def test_a_cached_query_is_answered_from_memory_until_its_ttl_ends(seeded)
         assert served.reads() == 1
         before = _titles(first.json())
 
-        await _add_post(seeded, "Newest")
+        await _add_newest_post(seeded)
         again = await served.http.post("/graphql", json={"query": FEED})
         assert _titles(again.json()) == before  # the kept answer, not the new row
         assert again.content == first.content
