@@ -57,7 +57,17 @@ FILTER_OPERATORS: dict[str, tuple[str, ...]] = {
     "Date": _COMPARE,
 }
 _ENUM_OPERATORS = ("eq", "neq", "in", "nin", "isNull")
-_JSON_OPERATORS = ("contains", "isNull")  # contains: PostgreSQL's jsonb @>
+# PostgreSQL's jsonb @>, <@, ?, ?| and ?&
+_JSON_OPERATORS = ("contains", "containedBy", "hasKey", "hasKeysAny", "hasKeysAll", "isNull")
+_JSON_KEY_TESTS = {
+    "hasKey": (
+        "str | None",
+        "The value is an object with this key (or an array with this string among its "
+        "elements), at its top level.",
+    ),
+    "hasKeysAny": ("list[str] | None", "The value has at least one of these top-level keys."),
+    "hasKeysAll": ("list[str] | None", "The value has all of these top-level keys."),
+}
 # arrays: @>, <@ and && of PostgreSQL's arrays
 _ARRAY_OPERATORS = ("contains", "containedBy", "overlaps", "isNull")
 _PYTHON_SCALARS: dict[str, str] = {
@@ -540,6 +550,10 @@ def _define_scalar_filter(
 ) -> None:
     fields = []
     for op in operators:
+        if scalar == "JSON" and op in _JSON_KEY_TESTS:
+            type_, doc = _JSON_KEY_TESTS[op]
+            fields.append(b.field(op, type_, default=UNSET, description=doc))
+            continue
         if op in ("in", "nin"):
             type_ = f"list[{py}] | None"
         elif op == "isNull":

@@ -759,9 +759,15 @@ class Emitter:
             # the column cast too: a varchar[] has no @> with a text[]
             value = self.bind_value(cond.column, cond.value)
             return f"{column}::{cond.column.sql_type} {_ARRAY_OPERATORS[op]} {value}"
-        if op == "contains":  # JSON: jsonb containment, also for a json column
-            value = self.bind(lambda v: json_text(cond.value(v)), "text")
-            return f"{column}::jsonb @> {value}::jsonb"
+        if op in _JSON_OPERATORS:  # JSON's, as jsonb also for a json column
+            ref, sql_op = cond.value, _JSON_OPERATORS[op]
+            if op == "hasKey":
+                value = self.bind(lambda v: as_text(ref(v)), "text")
+            elif op in ("hasKeysAny", "hasKeysAll"):
+                value = self.bind(lambda v: [as_text(key) for key in ref(v)], "text[]")
+            else:
+                value = self.bind(lambda v: json_text(ref(v)), "text") + "::jsonb"
+            return f"{column}::jsonb {sql_op} {value}"
         if op in TEXT_MATCHES:  # the text itself, no pattern: `50%` finds "50%"
             ref, (before, after, sql_op) = cond.value, TEXT_MATCHES[op]
             pattern = self.bind(lambda v: _literal_pattern(as_text(ref(v)), before, after), "text")
@@ -1142,6 +1148,13 @@ class _Level:
 
 
 _ARRAY_OPERATORS = {"contains": "@>", "containedBy": "<@", "overlaps": "&&"}
+_JSON_OPERATORS = {
+    "contains": "@>",
+    "containedBy": "<@",
+    "hasKey": "?",
+    "hasKeysAny": "?|",
+    "hasKeysAll": "?&",
+}
 
 
 def _aggregate(function: str, column: str) -> str:

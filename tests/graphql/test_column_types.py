@@ -4,7 +4,8 @@
 test_new_model.py): `status` is a Python enum, which SQLModel stores as a PostgreSQL enum of
 the members' names; `details` is JSONB. The API shows `status` as a GraphQL enum of those
 names, filters it (eq, neq, in, nin, isNull) and orders by it in the enum's order, with
-cursors; `details` is the JSON scalar, filtered by containment and isNull, not orderable;
+cursors; `details` is the JSON scalar, filtered by containment either way, its top-level keys and
+isNull, not orderable;
 `labels` (text[]) is a list, filtered by contains, containedBy, overlaps and isNull;
 `estimate` is numeric (its cursors keep every digit); `code` is unique, so it gets a root
 lookup, `ticketByCode`.
@@ -251,6 +252,64 @@ async def test_enum_and_json_columns_through_the_whole_api(tickets: httpx.AsyncC
     ]
     body = await gql(http, "{ tickets(orderBy: {labels: ASC}) { totalCount } }")
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_json_columns_are_filtered_by_their_keys_and_by_containment(
+    tickets: httpx.AsyncClient,
+) -> None:
+    http = tickets
+    await _create(
+        http,
+        """mutation { createTickets(inputs: [
+          {title: "Printer", details: {floor: 3, tags: ["hw"], owner: null}},
+          {title: "Login", details: {floor: 1}},
+          {title: "Coffee", details: {kitchen: {floor: 2}}},
+          {title: "Empty"}
+        ]) { id } }""",
+    )
+    found = await _create(
+        http,
+        """query($keys: [String!], $none: [String!], $within: JSON!) {
+          hasFloor: tickets(filter: {details: {hasKey: "floor"}}, orderBy: {title: ASC})
+            { nodes { title } }
+          nullKey: tickets(filter: {details: {hasKey: "owner"}}) { nodes { title } }
+          anyOf: tickets(filter: {details: {hasKeysAny: $keys}}, orderBy: {title: ASC})
+            { nodes { title } }
+          allOf: tickets(filter: {details: {hasKeysAll: ["floor", "tags"]}}) { nodes { title } }
+          noKeys: tickets(filter: {details: {hasKeysAny: $none}}) { nodes { title } }
+          within: tickets(filter: {details: {containedBy: $within}}, orderBy: {title: ASC})
+            { nodes { title } }
+          combined: tickets(filter: {details: {hasKey: "floor", containedBy: {floor: 1, x: 2}}})
+            { nodes { title } }
+          notFloor: tickets(filter: {not: {details: {hasKey: "floor"}}}, orderBy: {title: ASC})
+            { nodes { title } }
+          unset: tickets(filter: {details: {hasKey: null}}) { totalCount }
+        }""",
+        {"keys": ["tags", "kitchen"], "none": [], "within": {"floor": 1, "tags": ["hw"]}},
+    )
+    titles = {
+        name: [n["title"] for n in page["nodes"]] for name, page in found.items() if "nodes" in page
+    }
+    # top-level keys only (Coffee's floor is one level down); a key holding null is a key
+    assert titles["hasFloor"] == ["Login", "Printer"]
+    assert titles["nullKey"] == ["Printer"]
+    assert titles["anyOf"] == ["Coffee", "Printer"]
+    assert titles["allOf"] == ["Printer"]
+    assert titles["noKeys"] == []
+    # containedBy: every key and value of the row's object is in the one given
+    assert titles["within"] == ["Login"]
+    assert titles["combined"] == ["Login"]
+    # a null column has no key, and `not` of unknown is still not true: only non-null rows
+    assert titles["notFloor"] == ["Coffee"]
+    assert found["unset"]["totalCount"] == 4  # an operator given as null places no condition
+
+    body = await gql(http, "{ tickets(filter: {details: {hasKeysAll: [1, 2]}}) { totalCount } }")
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    described = await gql(
+        http, '{ __type(name: "JSONFilter") { inputFields { name type { name kind } } } }'
+    )
+    fields = {f["name"] for f in described["data"]["__type"]["inputFields"]}
+    assert fields == {"contains", "containedBy", "hasKey", "hasKeysAny", "hasKeysAll", "isNull"}
 
 
 async def test_cursors_keep_every_digit_of_a_numeric_key(
