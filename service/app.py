@@ -49,6 +49,7 @@ from service.http.metrics import (
 from service.http.observe import RequestObserver
 from service.http.persisted import PersistedQueries, load_trusted_documents
 from service.http.response_cache import ResponseCache
+from service.http.rest import METHODS, PREFIX, RestEndpoints, load_rest_routes
 from service.http.sse import EventStreams
 from service.http.websocket import GraphQLWebSocket
 from service.logs import setup_logging
@@ -211,6 +212,11 @@ def create_app(
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
+    if settings.rest_endpoints_file is not None:
+        rest_routes = load_rest_routes(settings.rest_endpoints_file, executor)
+        log.info("%d REST endpoints from %s", len(rest_routes), settings.rest_endpoints_file)
+        rest = RestEndpoints(endpoint, rest_routes)
+        routes.append(Route(PREFIX + "/{path:path}", rest.handle, methods=list(METHODS)))
     if graphiql:
         routes.append(Mount(ASSETS_PATH, app=graphiql_assets_app()))
     observer = Middleware(
@@ -227,7 +233,7 @@ def create_app(
         cors = Middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=list(METHODS) if settings.rest_endpoints_file else ["GET", "POST"],
             allow_headers=[
                 "authorization",
                 "content-type",

@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     # manifest, or a map of id -> document); with `_only`, no other query text runs.
     trusted_documents_file: Path | None = None
     trusted_documents_only: bool = False
+    # REST endpoints over saved operations ("METHOD /path/:variable" -> operation), under
+    # /rest (http/rest.py)
+    rest_endpoints_file: Path | None = None
 
     # Subscriptions (live queries over WebSocket): how often each one's query runs again,
     # and how many one connection may hold.

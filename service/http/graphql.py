@@ -198,10 +198,15 @@ class GraphQLEndpoint:
         if state.pool is None:
             return not_ready(state, media_type)
         reply = await self._answer(scope, receive, headers, media_type, state.pool)
+        return await self.finished(reply, state, headers.get(b"accept-encoding", ""))
+
+    async def finished(self, reply: Reply, state: Any, accept_encoding: str) -> Reply:
+        """An answer as it leaves: compressed when it pays, closing the connection while the
+        service shuts down."""
         if state.shutting_down:
             reply = reply.with_header("Connection", "close")  # clients reconnect elsewhere
         if self.compression.applies(reply.body):
-            reply = await self._compressed(reply, headers.get(b"accept-encoding", ""))
+            reply = await self._compressed(reply, accept_encoding)
         return reply
 
     async def _compressed(self, reply: Reply, accept_encoding: str) -> Reply:

@@ -105,7 +105,7 @@ class RequestObserver:
     def _record(self, scope: Scope, status: int, seconds: float, rid: str) -> None:
         path: str = scope["path"]
         operation = outcome = None
-        if path == GRAPHQL_PATH:
+        if path == GRAPHQL_PATH or "graphql_operation" in scope:  # REST endpoints' too
             operation = scope.get("graphql_operation")
             outcome = scope.get("graphql_outcome") or _outcome(status)
             count, latency = self._series(operation, outcome)
