@@ -29,6 +29,7 @@ from service.db.pool import close_pool, create_pool, pool_usage
 from service.db.startup import Phase, Startup
 from service.db.url import DatabaseURL
 from service.errors import StartupError
+from service.events import EventDeliverer, Webhooks
 from service.graphql.catalog import Catalog
 from service.graphql.execute import Executor, Limits
 from service.graphql.schema import build_schema
@@ -140,8 +141,10 @@ def create_app(
             raise RuntimeError("DATABASE_URL must be set for the app (`service serve` sets it)")
         url = DatabaseURL.parse(settings.database_url)
         tasks: list[asyncio.Task[None]] = []
+        state.event_deliveries = None
         if launch is None:
             state.pool = await create_pool(url, settings)
+            _deliver_events(app, settings)
         else:
             tasks.append(asyncio.create_task(_launch(app, launch, url, settings)))
             if launch.drain_on_sigterm:
@@ -156,6 +159,8 @@ def create_app(
             yield
         finally:
             state.shutting_down = True
+            if state.event_deliveries is not None:
+                tasks.append(state.event_deliveries)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -305,7 +310,29 @@ async def _launch(app: Starlette, launch: Launch, url: DatabaseURL, settings: Se
         launch.stop_server()
         return
     state.pool = await create_pool(url, settings)
+    _deliver_events(app, settings)
     log.info("ready to serve")
+
+
+def _deliver_events(app: Starlette, settings: Settings) -> None:
+    """With EVENT_WEBHOOKS, this process delivers event triggers' events (events.py), over
+    its own connection straight to PostgreSQL (LISTEN): MIGRATION_DATABASE_URL's, else
+    DATABASE_URL's."""
+    if not settings.event_webhooks:
+        return
+    url = settings.migration_database_url or settings.database_url
+    assert url is not None
+    secret = settings.event_webhook_secret
+    webhooks = Webhooks(
+        urls=settings.event_webhooks,
+        secret=None if secret is None else secret.get_secret_value(),
+        max_tries=settings.event_max_tries,
+        retry_seconds=settings.event_retry_seconds,
+        timeout_seconds=settings.event_timeout_seconds,
+        retention_days=settings.event_retention_days,
+    )
+    deliverer = EventDeliverer(DatabaseURL.parse(url), webhooks)
+    app.state.event_deliveries = asyncio.create_task(deliverer.run())
 
 
 def _refresh_pool_metrics(app: Starlette) -> None:

@@ -91,6 +91,16 @@ class Settings(BaseSettings):
     # /rest (http/rest.py)
     rest_endpoints_file: Path | None = None
 
+    # Event triggers (service/events.py): each trigger's webhook, {"name": "https://..."};
+    # bodies signed with the secret when set; a delivery tried at most `max_tries` times,
+    # waiting `retry_seconds`, then twice as long each time; delivered events kept this long.
+    event_webhooks: dict[str, str] = {}
+    event_webhook_secret: SecretStr | None = None
+    event_max_tries: int = Field(8, ge=1)
+    event_retry_seconds: float = Field(10.0, gt=0)
+    event_timeout_seconds: float = Field(10.0, gt=0)
+    event_retention_days: float = Field(7.0, gt=0)
+
     # Subscriptions (live queries over WebSocket): how often each one's query runs again,
     # and how many one connection may hold.
     subscription_poll_seconds: float = Field(1.0, ge=0.05)
@@ -134,6 +144,14 @@ class Settings(BaseSettings):
             if text.startswith("["):
                 return json.loads(text)
             return [origin.strip() for origin in text.split(",") if origin.strip()]
+        return value
+
+    @field_validator("event_webhooks")
+    @classmethod
+    def _webhooks_are_urls(cls, value: dict[str, str]) -> dict[str, str]:
+        for trigger, url in value.items():
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"the webhook of {trigger!r} must be an http(s) URL")
         return value
 
     @field_validator("database_url", "migration_database_url")
