@@ -49,6 +49,7 @@ from service.http.metrics import (
 )
 from service.http.observe import RequestObserver
 from service.http.persisted import PersistedQueries, load_trusted_documents
+from service.http.rate_limit import RateLimiter
 from service.http.response_cache import ResponseCache
 from service.http.rest import METHODS, PREFIX, RestEndpoints, load_rest_routes
 from service.http.sse import EventStreams
@@ -195,6 +196,7 @@ def create_app(
         compression=ResponseCompression(
             level=settings.gzip_level, min_bytes=settings.gzip_min_bytes
         ),
+        rate_limiter=RateLimiter(settings.rate_limits) if settings.rate_limits else None,
     )
 
     # Subscriptions over WebSocket and event streams share their polls (live.py).

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_000_000, ge=1)
     # requests in one batch (a JSON array of them); 0 refuses batches
     max_batch_operations: int = Field(10, ge=0)
+    # Operations a minute per caller, by role ({"anon": 120}); roles not named: no limit
+    # (http/rate_limit.py)
+    rate_limits: dict[str, Annotated[int, Field(ge=1)]] = {}
     # Trusted documents: the operations a frontend build declared (Apollo's persisted query
     # manifest, or a map of id -> document); with `_only`, no other query text runs.
     trusted_documents_file: Path | None = None

@@ -35,6 +35,7 @@ from service.http.live import Batch, Outcome
 from service.http.negotiate import wants_event_stream
 from service.http.observe import CLIENT_CLOSED
 from service.http.persisted import PersistedQueries
+from service.http.rate_limit import RateLimited, RateLimiter
 from service.http.response_cache import Cached, ResponseCache
 from service.tracing import Tracing
 
@@ -151,6 +152,7 @@ class GraphQLEndpoint:
         tracing: Tracing | None = None,
         allow_explain: bool = False,
         response_cache: ResponseCache | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.executor = executor
         self.authenticator = authenticator
@@ -165,6 +167,7 @@ class GraphQLEndpoint:
         self.tracing = tracing
         self.allow_explain = allow_explain  # the X-Explain header (db/explain.py)
         self.response_cache = response_cache  # answers of queries marked @cached
+        self.rate_limiter = rate_limiter  # RATE_LIMITS, when set
         # Event streams (sse.py), when the app serves them: set once both exist.
         self.events: EventStreamServer | None = None
 
@@ -245,6 +248,11 @@ class GraphQLEndpoint:
             # Hung up before the request was whole: nobody to answer. The request log and
             # metrics show 499, nginx's "client closed request".
             return Reply(CLIENT_CLOSED, b"", media_type)
+        if self.rate_limiter is not None:
+            cost = len(params) if isinstance(params, list) else 1
+            limited = self.over_limit(principal, scope, media_type, cost)
+            if limited is not None:
+                return limited
         if isinstance(params, list):
             return await self._answer_batch(scope, pool, principal, params, media_type, explain)
         query, operation_name, variables = params
@@ -263,6 +271,21 @@ class GraphQLEndpoint:
             400 if result.outcome == "request_error" and media_type == GRAPHQL_RESPONSE else 200
         )
         return Reply(status, result.body, media_type, freshness)
+
+    def over_limit(
+        self, principal: Principal, scope: Scope, media_type: str, cost: int = 1
+    ) -> Reply | None:
+        """A 429 when the caller has sent more than RATE_LIMITS allows (counting `cost`
+        operations), else None and they are counted."""
+        if self.rate_limiter is None:
+            return None
+        client = scope.get("client")
+        try:
+            self.rate_limiter.take(principal, client[0] if client else None, cost)
+        except RateLimited as limited:
+            reply = _error(limited.message, 429, media_type, Code.LIMIT_EXCEEDED)
+            return reply.with_header("Retry-After", str(limited.retry_after))
+        return None
 
     async def run_request(
         self,

@@ -75,6 +75,11 @@ LIVE_QUERY_RUNS = Counter(
     "unchanged (nothing sent), failed (an error was sent)",
     ["result"],
 )
+RATE_LIMITED = Counter(
+    "service_rate_limited",
+    "Operations refused by RATE_LIMITS, by the caller's role",
+    ["role"],
+)
 MIGRATION_STATE = Gauge(
     "service_migration_state",
     "1 for the start phase this service is in: waiting (for the database), migrating, done, failed",

@@ -211,6 +211,9 @@ class RestEndpoints:
         except InvalidToken as error:
             return unauthenticated(error, JSON)
         scope["principal_role"] = principal.role
+        limited = endpoint.over_limit(principal, scope, JSON)
+        if limited is not None:
+            return limited
         prepared = route.prepared
         scope["graphql_operation"] = prepared.operation_label
         try:

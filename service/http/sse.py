@@ -68,6 +68,10 @@ class EventStreams:
             await unauthenticated(error, JSON).send(send)
             return
         scope["principal_role"] = principal.role
+        limited = endpoint.over_limit(principal, scope, JSON)
+        if limited is not None:
+            await limited.send(send)
+            return
         try:
             params = await endpoint.read_params(scope, receive, headers)
         except RequestRefused as refused:

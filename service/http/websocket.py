@@ -34,6 +34,7 @@ from service.graphql.execute import Document
 from service.http.graphql import GraphQLEndpoint
 from service.http.live import Listener, LiveQueries, Outcome, answer_key
 from service.http.metrics import SUBSCRIPTIONS
+from service.http.rate_limit import RateLimited
 
 log = logging.getLogger("service.websocket")
 
@@ -188,6 +189,13 @@ class _Socket:
         except ApiError as error:
             await self.send_errors(id_, [error.to_dict()])
             return
+        if endpoint.rate_limiter is not None:
+            client = self.websocket.client
+            try:
+                endpoint.rate_limiter.take(self.principal, client.host if client else None)
+            except RateLimited as limited:
+                await self.send_errors(id_, [limited.to_dict()])
+                return
         prepared = endpoint.executor.prepare(query, operation_name)
         if prepared.errors:
             await self.send_errors(id_, prepared.errors)
