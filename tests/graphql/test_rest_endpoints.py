@@ -11,10 +11,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openapi_spec_validator import validate
 
 from service.app import create_executor
@@ -22,6 +25,7 @@ from service.db.url import DatabaseURL
 from service.errors import StartupError
 from service.http.rest import load_rest_routes
 from tests.graphql.conftest import ALICE, BOB, add_drafts, post_id
+from tests.graphql.test_fuzz import FUZZ
 from tests.support import RunningService, run_service, settings_for, token_for
 
 ENDPOINTS = {
@@ -279,3 +283,49 @@ def test_the_service_stops_at_start_on_such_a_map(database: DatabaseURL, tmp_pat
         result.stderr
     )
     assert "Traceback" not in result.stderr
+
+
+TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=20)
+VALUE = st.one_of(TEXT, st.sampled_from(["", "true", "1", "-1", "1e999", "null", "[]", "{}"]))
+JSON_VALUE = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
+    max_leaves=6,
+)
+NAMES = st.sampled_from(["first", "after", "published", "id", "ids", "postId", "body", "x"])
+
+
+@settings(FUZZ, max_examples=150)
+@given(
+    method=st.sampled_from(["GET", "POST", "DELETE", "PUT"]),
+    path=st.sampled_from(
+        ["/rest/posts", "/rest/posts/{}", "/rest/picked", "/rest/posts/{}/comments", "/rest/x"]
+    ),
+    segment=st.one_of(st.just(post_id(1)), TEXT.filter(lambda t: t and "/" not in t)),
+    params=st.lists(st.tuples(NAMES, VALUE), max_size=4),
+    body=st.none() | st.dictionaries(NAMES, JSON_VALUE, max_size=3),
+    as_bob=st.booleans(),
+)
+async def test_any_request_to_an_endpoint_gets_an_answer_or_a_client_error(
+    rest: httpx.AsyncClient,
+    method: str,
+    path: str,
+    segment: str,
+    params: list[tuple[str, str]],
+    body: dict[str, Any] | None,
+    as_bob: bool,
+) -> None:
+    url = path.format(quote(segment, safe=""))
+    response = await rest.request(
+        method,
+        url,
+        params=params,
+        json=body if method != "GET" else None,
+        headers=as_user(BOB) if as_bob else {},
+    )
+    assert response.status_code in (200, 400, 401, 403, 404, 405, 409), (url, response.text)
+    answer = response.json()
+    if response.status_code >= 400 and "errors" in answer:
+        for error in answer["errors"]:
+            assert error["extensions"]["code"] != "INTERNAL", (url, params, body, answer)
+            assert "Traceback" not in error["message"] and "SELECT" not in error["message"]
