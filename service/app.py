@@ -51,7 +51,8 @@ from service.http.observe import RequestObserver
 from service.http.persisted import PersistedQueries, load_trusted_documents
 from service.http.rate_limit import RateLimiter
 from service.http.response_cache import ResponseCache
-from service.http.rest import METHODS, PREFIX, RestEndpoints, load_rest_routes
+from service.http.rest import METHODS, RestEndpoints, load_rest_routes
+from service.http.rest import ROUTE as REST_ROUTE
 from service.http.sse import EventStreams
 from service.http.websocket import GraphQLWebSocket
 from service.logs import setup_logging
@@ -223,7 +224,7 @@ def create_app(
         rest_routes = load_rest_routes(settings.rest_endpoints_file, executor)
         log.info("%d REST endpoints from %s", len(rest_routes), settings.rest_endpoints_file)
         rest = RestEndpoints(endpoint, rest_routes)
-        routes.append(Route(PREFIX + "/{path:path}", rest.handle, methods=list(METHODS)))
+        routes.append(Route(REST_ROUTE, rest.handle, methods=list(METHODS)))
     if graphiql:
         routes.append(Mount(ASSETS_PATH, app=graphiql_assets_app()))
     observer = Middleware(

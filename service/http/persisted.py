@@ -23,9 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from service.errors import StartupError
+from service.errors import StartupError, load_json_file
 from service.graphql.errors import ApiError, BadUserInput, Code
 
 NOT_FOUND = "PersistedQueryNotFound"  # the message clients look for, besides the code
@@ -128,12 +126,7 @@ def _untrusted() -> ApiError:
 
 def load_trusted_documents(path: Path) -> dict[str, str]:
     """The documents of a manifest file by id; StartupError (one line) when it cannot be used."""
-    try:
-        content = orjson.loads(path.read_bytes())
-    except OSError as error:
-        raise StartupError(f"TRUSTED_DOCUMENTS_FILE {path}: {error.strerror}") from None
-    except orjson.JSONDecodeError:
-        raise StartupError(f"TRUSTED_DOCUMENTS_FILE {path}: not valid JSON") from None
+    content = load_json_file("TRUSTED_DOCUMENTS_FILE", path)
     documents: dict[str, str] = {}
     if isinstance(content, dict) and content.get("format") == _APOLLO_MANIFEST:
         operations = content.get("operations")

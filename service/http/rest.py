@@ -33,11 +33,12 @@ from graphql import (
     GraphQLScalarType,
     OperationType,
 )
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from service.auth import InvalidToken
-from service.errors import StartupError
+from service.errors import StartupError, load_json_file
 from service.graphql.errors import ApiError, BadUserInput, Code, LimitExceeded
 from service.graphql.execute import Document, Executor
 from service.http.graphql import (
@@ -68,6 +69,23 @@ _STATUS: dict[str, int] = {
 # The scalars a URL's text is converted to (the rest stay text, as GraphQL reads them), by
 # their OpenAPI types.
 _OPENAPI_TYPES = {"Int": "integer", "Float": "number", "Boolean": "boolean"}
+
+
+class _AnyPath(Convertor[str]):
+    """The rest of a path, whatever it holds: Starlette's `path` stops at a new line, which
+    a client may send (%0A) in a segment."""
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("any_path", _AnyPath())
+ROUTE = PREFIX + "/{path:any_path}"  # every request under /rest, to RestEndpoints.handle
 
 
 @dataclass(frozen=True)
@@ -105,12 +123,7 @@ def load_rest_routes(path: Path, executor: Executor) -> list[RestRoute]:
     """The routes of a REST_ENDPOINTS_FILE, each checked against the schema; StartupError
     (one line) naming what cannot work."""
     where = f"REST_ENDPOINTS_FILE {path}"
-    try:
-        content = orjson.loads(path.read_bytes())
-    except OSError as error:
-        raise StartupError(f"{where}: {error.strerror}") from None
-    except orjson.JSONDecodeError:
-        raise StartupError(f"{where}: not valid JSON") from None
+    content = load_json_file("REST_ENDPOINTS_FILE", path)
     if not isinstance(content, dict):
         raise StartupError(f'{where}: expected a JSON object of "METHOD /path" -> operation')
     routes: list[RestRoute] = []
