@@ -241,6 +241,26 @@ async def test_the_endpoints_are_described_for_rest_tooling(rest) -> None:
     }
 
 
+async def test_endpoints_run_where_only_trusted_documents_do(
+    seeded: DatabaseURL, tmp_path: Path
+) -> None:
+    # the map is the server's own: its operations run beside an allow-list of the frontend's
+    rest = write_endpoints(tmp_path, {"GET /count": "query Count { posts { totalCount } }"})
+    trusted = tmp_path / "trusted.json"
+    trusted.write_bytes(orjson.dumps({"feed": "{ posts(first: 1) { nodes { id } } }"}))
+    service = RunningService(
+        seeded,
+        rest_endpoints_file=rest,
+        trusted_documents_file=trusted,
+        trusted_documents_only=True,
+    )
+    async with service as http:
+        counted = await http.get("/rest/count")
+        assert counted.json() == {"data": {"posts": {"totalCount": 25}}}
+        other = await http.post("/graphql", json={"query": "{ posts { totalCount } }"})
+        assert (other.status_code, code_of(other)) == (403, "FORBIDDEN")
+
+
 @pytest.mark.parametrize(
     ("endpoints", "says"),
     [
