@@ -100,9 +100,13 @@ def unauthenticated(error: InvalidToken, media_type: str) -> Reply:
     return reply.with_header("WWW-Authenticate", 'Bearer error="invalid_token"')
 
 
+def error_reply(error: ApiError, status: int, media_type: str) -> Reply:
+    """A request answered with one error and no data (nothing ran)."""
+    return Reply(status, orjson.dumps({"errors": [error.to_dict()]}), media_type)
+
+
 def _error(message: str, status: int, media_type: str, code: Code = Code.BAD_USER_INPUT) -> Reply:
-    body = orjson.dumps({"errors": [{"message": message, "extensions": {"code": code.value}}]})
-    return Reply(status, body, media_type)
+    return error_reply(ApiError(message, code=code), status, media_type)
 
 
 def _status(error: ApiError) -> int:
@@ -242,8 +246,7 @@ class GraphQLEndpoint:
         try:
             params = await self.read_params(scope, receive, headers)
         except RequestRefused as refused:
-            why = refused.error
-            return _error(why.message, refused.status, media_type, why.code)
+            return refused.reply(media_type)
         except ClientDisconnect:
             # Hung up before the request was whole: nobody to answer. The request log and
             # metrics show 499, nginx's "client closed request".
@@ -468,9 +471,6 @@ class GraphQLEndpoint:
         except _UnsupportedMediaType:
             send_json = "send JSON (Content-Type: application/json) or application/graphql"
             raise RequestRefused(415, BadUserInput(send_json)) from None
-        except _TooLarge:
-            too_large = LimitExceeded(f"request body over {self.max_body_bytes} bytes")
-            raise RequestRefused(413, too_large) from None
 
     def _from_query_string(self, scope: Scope) -> Params:
         q = QueryParams(scope["query_string"])
@@ -492,10 +492,7 @@ class GraphQLEndpoint:
             name, _, value = parameter.partition("=")
             if name.strip() == "charset" and value.strip().strip('"') not in ("utf-8", "utf8"):
                 raise _UnsupportedMediaType
-        length = headers.get(b"content-length")
-        if length and length.isdigit() and int(length) > self.max_body_bytes:
-            raise _TooLarge
-        body = await self._read_body(receive)
+        body = await self.read_body(receive, headers.get(b"content-length"))
         if content_type == "application/graphql":
             try:
                 # strictly: a replacement character would change the client's strings unseen
@@ -540,8 +537,15 @@ class GraphQLEndpoint:
             raise BadUserInput("`operationName` must be a string")
         return query, operation_name or None, _check_variables(payload.get("variables"))
 
-    async def _read_body(self, receive: Receive) -> bytes:
-        """The request body, refused as soon as it grows past the limit."""
+    async def read_body(self, receive: Receive, content_length: str | None) -> bytes:
+        """The request body, refused (413) by its Content-Length or as soon as it grows past
+        MAX_BODY_BYTES."""
+        if (
+            content_length
+            and content_length.isdigit()
+            and int(content_length) > self.max_body_bytes
+        ):
+            raise self._too_large()
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -551,13 +555,16 @@ class GraphQLEndpoint:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                raise _TooLarge
+                raise self._too_large()
             if not message.get("more_body", False):
                 if not chunks:
                     return chunk  # the usual case: the whole body in one message
                 chunks.append(chunk)
                 return b"".join(chunks)
             chunks.append(chunk)
+
+    def _too_large(self) -> RequestRefused:
+        return RequestRefused(413, LimitExceeded(f"request body over {self.max_body_bytes} bytes"))
 
 
 Params = tuple[str, str | None, dict[str, Any] | None]  # query, operation name, variables
@@ -623,9 +630,8 @@ class RequestRefused(Exception):
         self.status = status
         self.error = error
 
-
-class _TooLarge(Exception):
-    pass
+    def reply(self, media_type: str) -> Reply:
+        return error_reply(self.error, self.status, media_type)
 
 
 class _UnsupportedMediaType(Exception):

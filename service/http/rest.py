@@ -39,7 +39,7 @@ from starlette.responses import Response
 
 from service.auth import InvalidToken
 from service.errors import StartupError, load_json_file
-from service.graphql.errors import ApiError, BadUserInput, Code, LimitExceeded
+from service.graphql.errors import ApiError, BadUserInput, Code
 from service.graphql.execute import Document, Executor
 from service.http.graphql import (
     JSON,
@@ -47,6 +47,7 @@ from service.http.graphql import (
     OperationFailed,
     Reply,
     RequestRefused,
+    error_reply,
     not_ready,
     unauthenticated,
 )
@@ -231,11 +232,12 @@ class RestEndpoints:
         scope["graphql_operation"] = prepared.operation_label
         try:
             variables = await self._variables(request, route, found)
-        except (ApiError, RequestRefused) as refused:
+        except RequestRefused as refused:
             scope["graphql_outcome"] = "request_error"
-            if isinstance(refused, RequestRefused):
-                return _error_reply(refused.status, refused.error)
-            return _error_reply(400, refused)
+            return refused.reply(JSON)
+        except ApiError as error:
+            scope["graphql_outcome"] = "request_error"
+            return error_reply(error, 400, JSON)
         except ClientDisconnect:
             return Reply(CLIENT_CLOSED, b"", JSON)
         try:
@@ -282,15 +284,8 @@ class RestEndpoints:
         return variables
 
     async def _body(self, request: Request) -> dict[str, Any] | None:
-        limit = self.endpoint.max_body_bytes
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > limit:
-            raise _too_large(limit)
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                raise _too_large(limit)
+        """The variables a JSON body holds (None for an empty body)."""
+        body = await self.endpoint.read_body(request.receive, request.headers.get("content-length"))
         if not body.strip():
             return None
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -308,10 +303,6 @@ class RestEndpoints:
 
 def _names(types: dict[str, Any]) -> str:
     return ", ".join(types) if types else "no parameters"
-
-
-def _too_large(limit: int) -> RequestRefused:
-    return RequestRefused(413, LimitExceeded(f"request body over {limit} bytes"))
 
 
 def _query_parameters(query_string: bytes) -> list[tuple[str, str]]:
@@ -371,12 +362,8 @@ def _status_of(body: bytes) -> int:
     return 200
 
 
-def _error_reply(status: int, error: ApiError) -> Reply:
-    return Reply(status, orjson.dumps({"errors": [error.to_dict()]}), JSON)
-
-
 def _refused(status: int, error: ApiError) -> Response:
-    return _error_reply(status, error).response()
+    return error_reply(error, status, JSON).response()
 
 
 def openapi(routes: list[RestRoute]) -> dict[str, Any]:
