@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.auth import Authenticator
 from service.db.context import CallerContext
-from service.db.pool import close_pool, create_pool, pool_usage
+from service.db.pool import create_pools, pool_usage
 from service.db.startup import Phase, Startup
 from service.db.url import DatabaseURL
 from service.errors import StartupError
@@ -41,6 +41,7 @@ from service.http.live import LiveQueries
 from service.http.metrics import (
     POOL_CONNECTIONS,
     POOL_MAX,
+    READ_POOL_CONNECTIONS,
     SCHEMA_NEWER,
     mark_this_process_dead,
     metrics,
@@ -136,7 +137,7 @@ def create_app(
         state.shutting_down = False
         state.stopping = asyncio.Event()  # set as the server stops: event streams end
         state.readiness_cache = None
-        state.pool = None
+        state.pools = None  # db/pool.py's Pools, once the database is ready to serve
         state.startup_reason = "starting"
         state.refresh_metrics = lambda: _refresh_pool_metrics(app)
         if not settings.database_url:
@@ -145,7 +146,7 @@ def create_app(
         tasks: list[asyncio.Task[None]] = []
         state.event_deliveries = None
         if launch is None:
-            state.pool = await create_pool(url, settings)
+            state.pools = await create_pools(url, settings)
             _deliver_events(app, settings)
         else:
             tasks.append(asyncio.create_task(_launch(app, launch, url, settings)))
@@ -166,8 +167,8 @@ def create_app(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            if state.pool is not None:
-                await close_pool(state.pool)
+            if state.pools is not None:
+                await state.pools.close()
                 log.info("database pool closed")
             if launch is None or launch.serve:
                 # (The parent of --workers keeps its migration gauges for the workers' scrapes.)
@@ -312,7 +313,7 @@ async def _launch(app: Starlette, launch: Launch, url: DatabaseURL, settings: Se
     if not launch.serve:
         launch.stop_server()
         return
-    state.pool = await create_pool(url, settings)
+    state.pools = await create_pools(url, settings)
     _deliver_events(app, settings)
     log.info("ready to serve")
 
@@ -339,13 +340,17 @@ def _deliver_events(app: Starlette, settings: Settings) -> None:
 
 
 def _refresh_pool_metrics(app: Starlette) -> None:
-    pool = app.state.pool
-    if pool is None:
+    pools = app.state.pools
+    if pools is None:
         return
-    in_use, idle = pool_usage(pool)
+    in_use, idle = pool_usage(pools.primary)
     POOL_CONNECTIONS.labels("in_use").set(in_use)
     POOL_CONNECTIONS.labels("idle").set(idle)
-    POOL_MAX.set(pool.get_max_size())
+    POOL_MAX.set(pools.primary.get_max_size())
+    if pools.replica is not None:
+        in_use, idle = pool_usage(pools.replica)
+        READ_POOL_CONNECTIONS.labels("in_use").set(in_use)
+        READ_POOL_CONNECTIONS.labels("idle").set(idle)
 
 
 async def _refresh_periodically(app: Starlette) -> None:

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     # "pgbouncer": DATABASE_URL is a PgBouncer in transaction mode (no statement cache, no
     # statement_timeout startup parameter: set it on the role instead).
     database_pooler: Literal["none", "pgbouncer"] = "none"
+    # A read replica (a hot standby of DATABASE_URL's database, or a pooler in front of one,
+    # as DATABASE_POOLER says): queries and subscriptions run there, mutations on DATABASE_URL.
+    database_read_url: str | None = None
 
     # Shutdown on SIGTERM: /readyz turns 503 at once; the listener stays open for
     # `shutdown_drain_seconds` (load balancers notice), then in-flight requests get up to
@@ -157,7 +160,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"the webhook of {trigger!r} must be an http(s) URL")
         return value
 
-    @field_validator("database_url", "migration_database_url")
+    @field_validator("database_url", "migration_database_url", "database_read_url")
     @classmethod
     def _empty_url_is_unset(cls, value: str | None) -> str | None:
         return value or None
@@ -173,6 +176,10 @@ class Settings(BaseSettings):
                 )
         if self.trusted_documents_only and self.trusted_documents_file is None:
             raise ValueError("TRUSTED_DOCUMENTS_ONLY needs TRUSTED_DOCUMENTS_FILE")
+        if self.database_read_url and not self.database_url:
+            raise ValueError(
+                "DATABASE_READ_URL needs DATABASE_URL (the embedded PostgreSQL has no replica)"
+            )
         if self.default_page_size > self.max_page_size:
             raise ValueError("DEFAULT_PAGE_SIZE must not exceed MAX_PAGE_SIZE")
         return self

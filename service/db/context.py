@@ -73,12 +73,13 @@ class CallerContext:
     def __init__(self, *, session_state: bool, wait_timeout: float = 30.0) -> None:
         self.session_state = session_state
         self.wait_timeout = wait_timeout  # for a turn on a connection (see line.py)
-        self._line: ConnectionLine | None = None
+        # One line per pool (the primary's; a read replica's)
+        self._lines: dict[asyncpg.Pool, ConnectionLine] = {}
 
     def _line_for(self, pool: asyncpg.Pool) -> ConnectionLine:
-        line = self._line
-        if line is None or line.pool is not pool:
-            line = self._line = ConnectionLine(pool, wait_timeout=self.wait_timeout)
+        line = self._lines.get(pool)
+        if line is None:
+            line = self._lines[pool] = ConnectionLine(pool, wait_timeout=self.wait_timeout)
         return line
 
     async def run(

@@ -250,6 +250,50 @@ class EmbeddedPostgres:
                 shutil.rmtree(self._own_socket_dir, ignore_errors=True)
                 self._own_socket_dir = None
 
+    def hot_standby(self, data_dir: Path, *, port: int | None = None) -> EmbeddedPostgres:
+        """A hot standby of this running server in the new folder `data_dir`, not started:
+        pg_basebackup's copy, which streams and replays this server's WAL once started (a read
+        replica on one machine, for DATABASE_READ_URL)."""
+        data_dir = Path(data_dir).absolute()
+        account = _service_account() if os.geteuid() == 0 else None
+        data_dir.mkdir(mode=0o700)
+        if account is not None:
+            os.chown(data_dir, account.uid, account.gid)  # the one folder just created
+        command = [
+            self._exe("pg_basebackup"),
+            "--host",
+            HOST,
+            "--port",
+            str(self._port),
+            "--username",
+            SUPERUSER,
+            "--pgdata",
+            str(data_dir),
+            "--write-recovery-conf",  # standby.signal and primary_conninfo
+            "--wal-method",
+            "stream",
+            "--checkpoint",
+            "fast",
+        ]
+        if self.fast_unsafe:
+            command.append("--no-sync")
+        result = subprocess.run(
+            command,
+            preexec_fn=_child_setup(account),
+            env=_child_env(),
+            cwd="/",
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=_TOOL_TIMEOUT,
+        )
+        if result.returncode != 0:
+            why = " ".join(result.stderr.split()) or f"exit code {result.returncode}"
+            raise EmbeddedPostgresError(f"pg_basebackup into {data_dir} failed: {why}")
+        return EmbeddedPostgres(
+            data_dir, port=port, fast_unsafe=self.fast_unsafe, database=self.database
+        )
+
     def __enter__(self) -> EmbeddedPostgres:
         self.start()
         return self
@@ -506,7 +550,9 @@ class EmbeddedPostgres:
             lines = (self.data_dir / "postmaster.pid").read_text().split("\n")
         except OSError:
             return False
-        return len(lines) >= 8 and lines[0].strip() == str(pid) and lines[7].strip() == "ready"
+        # ("standby": a hot standby that accepts read-only connections)
+        ready = len(lines) >= 8 and lines[7].strip() in ("ready", "standby")
+        return ready and lines[0].strip() == str(pid)
 
     def _create_database(self) -> None:
         if self.database in ("postgres", "template0", "template1"):

@@ -37,6 +37,12 @@ class NoConnectionInTime(Exception):
     """Every connection stayed busy for as long as a request may wait for one."""
 
 
+class ConnectionSetupFailed(Exception):
+    """PostgreSQL refused a new connection's setup (pool.py's init), which is never the
+    request's doing: e.g. a read replica that has not yet replayed the role a session starts
+    as."""
+
+
 class ConnectionLine:
     def __init__(self, pool: asyncpg.Pool, *, wait_timeout: float = 30.0) -> None:
         self.pool = pool
@@ -70,6 +76,10 @@ class ConnectionLine:
                 return handed
         try:
             return await self.pool.acquire()
+        except asyncpg.PostgresError as error:
+            self._pass_turn()
+            name = type(error).__name__
+            raise ConnectionSetupFailed(f"{name} ({error.sqlstate}): {error}") from error
         except BaseException:
             self._pass_turn()
             raise

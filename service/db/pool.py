@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -77,6 +78,39 @@ async def close_pool(pool: asyncpg.Pool, timeout: float = 5.0) -> None:
     except TimeoutError:
         log.warning("pool did not close within %g s; terminating its connections", timeout)
         pool.terminate()
+
+
+@dataclass(frozen=True, slots=True)
+class Pools:
+    """Where operations run: writes on the primary; reads (queries, subscriptions) on the read
+    replica of DATABASE_READ_URL when there is one."""
+
+    primary: asyncpg.Pool
+    replica: asyncpg.Pool | None = None
+
+    def for_operation(self, *, writes: bool) -> asyncpg.Pool:
+        if writes or self.replica is None:
+            return self.primary
+        return self.replica
+
+    def primary_only(self) -> Pools:
+        """For reads that must see this caller's writes just made (later requests of a batch)."""
+        return Pools(self.primary)
+
+    async def close(self) -> None:
+        await close_pool(self.primary)
+        if self.replica is not None:
+            await close_pool(self.replica)
+
+
+async def create_pools(url: DatabaseURL, settings: Settings) -> Pools:
+    """The primary's pool (`url`: DATABASE_URL's), and the read replica's with
+    DATABASE_READ_URL. Neither waits for its database."""
+    primary = await create_pool(url, settings)
+    if not settings.database_read_url:
+        return Pools(primary)
+    replica = await create_pool(DatabaseURL.parse(settings.database_read_url), settings)
+    return Pools(primary, replica)
 
 
 def pool_usage(pool: asyncpg.Pool) -> tuple[int, int]:

@@ -19,7 +19,8 @@ from starlette.types import Receive, Scope, Send
 from service.auth import Authenticator, InvalidToken, Principal
 from service.db.context import CallerContext
 from service.db.explain import Explanations, explain_mode
-from service.db.line import NoConnectionInTime
+from service.db.line import ConnectionSetupFailed, NoConnectionInTime
+from service.db.pool import Pools
 from service.graphql.errors import (
     DATABASE_BUSY,
     DATABASE_UNAVAILABLE,
@@ -202,9 +203,9 @@ class GraphQLEndpoint:
         headers = _headers(scope) if headers is None else headers
         media_type = _response_type(headers)
         state = scope["app"].state
-        if state.pool is None:
+        if state.pools is None:
             return not_ready(state, media_type)
-        reply = await self._answer(scope, receive, headers, media_type, state.pool)
+        reply = await self._answer(scope, receive, headers, media_type, state.pools)
         return await self.finished(reply, state, headers.get(b"accept-encoding", ""))
 
     async def finished(self, reply: Reply, state: Any, accept_encoding: str) -> Reply:
@@ -229,7 +230,7 @@ class GraphQLEndpoint:
         receive: Receive,
         headers: dict[bytes, str],
         media_type: str,
-        pool: asyncpg.Pool,
+        pools: Pools,
     ) -> Reply:
         try:
             principal = await self.authenticator.principal(headers.get(b"authorization"))
@@ -257,14 +258,14 @@ class GraphQLEndpoint:
             if limited is not None:
                 return limited
         if isinstance(params, list):
-            return await self._answer_batch(scope, pool, principal, params, media_type, explain)
+            return await self._answer_batch(scope, pools, principal, params, media_type, explain)
         query, operation_name, variables = params
         prepared = self.executor.prepare(query, operation_name)
         if from_url and prepared.is_mutation:
             return _error("mutations need POST", 405, media_type).with_header("Allow", "POST")
         try:
             result, freshness = await self.run_request(
-                pool, principal, prepared, variables, explain
+                pools, principal, prepared, variables, explain
             )
         except OperationFailed as failed:
             return failed.reply(media_type)
@@ -292,7 +293,7 @@ class GraphQLEndpoint:
 
     async def run_request(
         self,
-        pool: asyncpg.Pool,
+        pools: Pools,
         principal: Principal,
         prepared: Document,
         variables: dict[str, Any] | None,
@@ -304,9 +305,9 @@ class GraphQLEndpoint:
         cache = self.response_cache
         ttl = None if cache is None or explain is not None else cache.ttl(prepared, variables)
         if ttl is None:
-            return await self.run(pool, principal, prepared, variables, explain=explain), ()
+            return await self.run(pools, principal, prepared, variables, explain=explain), ()
         assert cache is not None
-        run = partial(self.run, pool, principal, prepared, variables)
+        run = partial(self.run, pools, principal, prepared, variables)
         try:
             answer = await cache.answer(prepared, variables, principal, ttl, run)
         except ApiError as error:
@@ -329,12 +330,12 @@ class GraphQLEndpoint:
         ("failed", an answer with errors that may pass: tried again next tick) or ("error",
         errors that end the operation); a stream subscription's ("batch", its rows after
         `after`): see live.Outcome. `state`: the app's."""
-        if state.pool is None:  # still starting
+        if state.pools is None:  # still starting
             not_ready = ApiError(f"not ready: {state.startup_reason}", code=Code.INTERNAL)
             return "error", [not_ready.to_dict()]
         try:
             result = await self.run(
-                state.pool, principal, prepared, variables, live=live, after=after
+                state.pools, principal, prepared, variables, live=live, after=after
             )
         except OperationFailed as failed:
             if failed.status == 503:
@@ -354,7 +355,7 @@ class GraphQLEndpoint:
 
     async def run(
         self,
-        pool: asyncpg.Pool,
+        pools: Pools,
         principal: Principal,
         prepared: Document,
         variables: dict[str, Any] | None,
@@ -369,6 +370,7 @@ class GraphQLEndpoint:
         doing is raised as OperationFailed."""
         if prepared.is_subscription and not live:
             return Result(NEEDS_WEBSOCKET, "request_error")
+        pool = pools.for_operation(writes=prepared.is_mutation)
         # With tracing on: a span for the operation, one for its turn on a connection under it
         # (live polls untraced: a trace a second per subscriber would drown the rest).
         tracing = None if live else self.tracing
@@ -401,11 +403,11 @@ class GraphQLEndpoint:
                 # Overloaded or stalled: shed this request rather than queue it without end.
                 log.warning("%s for operation %s", error, prepared.operation_label)
                 raise OperationFailed(503, DATABASE_BUSY) from None
-            except (OSError, asyncpg.InternalClientError) as error:
-                # The database cannot be reached (restarting, failing over): one line, and a
-                # 503 that tells clients and proxies to retry. (asyncpg raises
-                # InternalClientError for a connection the server closed a moment ago, before
-                # it has read the close.)
+            except (OSError, asyncpg.InternalClientError, ConnectionSetupFailed) as error:
+                # The database cannot be reached (restarting, failing over) or refuses new
+                # connections: one line, and a 503 that tells clients and proxies to retry.
+                # (asyncpg raises InternalClientError for a connection the server closed a
+                # moment ago, before it has read the close.)
                 label = prepared.operation_label
                 log.warning("database unreachable in operation %s: %r", label, error)
                 raise OperationFailed(503, DATABASE_UNAVAILABLE) from None
@@ -422,7 +424,7 @@ class GraphQLEndpoint:
     async def _answer_batch(
         self,
         scope: Scope,
-        pool: asyncpg.Pool,
+        pools: Pools,
         principal: Principal,
         items: list[Params | ApiError],
         media_type: str,
@@ -445,7 +447,9 @@ class GraphQLEndpoint:
             else:
                 prepared = self.executor.prepare(item[0], item[1])
                 try:
-                    result, _ = await self.run_request(pool, principal, prepared, item[2], explain)
+                    result, _ = await self.run_request(pools, principal, prepared, item[2], explain)
+                    if prepared.is_mutation:  # the later requests see what it wrote
+                        pools = pools.primary_only()
                 except OperationFailed as error:
                     failed = error if error.status == 503 else None
                     bodies.append(error.body)

@@ -14,6 +14,9 @@ from service.db.migrate import schema_history
 # A probe every second from several orchestrator nodes should not each cost a query.
 _CACHE_SECONDS = 1.0
 _QUERY_TIMEOUT = 2.0
+# SQLSTATE classes of a server that is away: 08 connection exceptions, 57 shutting down or
+# starting up
+_UNREACHABLE_CLASSES = ("08", "57")
 
 
 def _json(http_status: int, **body: object) -> Response:
@@ -29,19 +32,26 @@ async def readyz(request: Request) -> Response:
     state = request.app.state
     if state.shutting_down:
         return _json(503, status="unavailable", reason="shutting down")
-    pool = state.pool
-    if pool is None:
+    pools = state.pools
+    if pools is None:
         return _json(503, status="unavailable", reason=state.startup_reason)
     now = time.monotonic()
     cached = state.readiness_cache
     if cached is not None and now - cached[0] < _CACHE_SECONDS:
         return cached[1]
-    response = await _check(pool)
+    response = await _check(pools.primary, "database")
+    if response.status_code == 200 and pools.replica is not None:
+        # Queries need the replica, with this code's schema replayed
+        replica = await _check(pools.replica, "read replica")
+        if replica.status_code != 200:
+            response = replica
     state.readiness_cache = (now, response)
     return response
 
 
-async def _check(pool: object) -> Response:
+async def _check(pool: object, name: str) -> Response:
+    """Is the database of `pool` (`name`: which one, in the reason) reachable, with a schema
+    this code can serve?"""
     import asyncpg
 
     assert isinstance(pool, asyncpg.Pool)
@@ -57,9 +67,18 @@ async def _check(pool: object) -> Response:
                     if exists
                     else []
                 )
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
-        return _json(503, status="unavailable", reason="database not reachable")
+    except asyncpg.PostgresError as error:
+        if error.sqlstate[:2] in _UNREACHABLE_CLASSES:
+            return _json(503, status="unavailable", reason=f"{name} not reachable")
+        # Reached, but refused: e.g. a replica that has not replayed the API roles yet
+        why = f"{name} not ready (PostgreSQL error {error.sqlstate})"
+        return _json(503, status="unavailable", reason=why)
+    except (OSError, asyncpg.InterfaceError, TimeoutError):
+        return _json(503, status="unavailable", reason=f"{name} not reachable")
     verdict = schema_history().judge(tuple(sorted(r[0] for r in rows)))
     if not verdict.servable:
-        return _json(503, status="unavailable", reason=verdict.describe())
+        reason = verdict.describe()
+        return _json(
+            503, status="unavailable", reason=reason if name == "database" else f"{name}: {reason}"
+        )
     return _json(200, status="ok", schema=verdict.state, revision=",".join(verdict.current))

@@ -52,6 +52,12 @@ POOL_MAX = Gauge(
     "The request pool's maximum size (summed over worker processes)",
     multiprocess_mode="livesum",
 )
+READ_POOL_CONNECTIONS = Gauge(
+    "service_db_read_pool_connections",
+    "Connections of the read replica's pool (DATABASE_READ_URL), by state (in_use, idle)",
+    ["state"],
+    multiprocess_mode="livesum",
+)
 SUBSCRIPTIONS = Gauge(
     "service_graphql_subscriptions",
     "Live subscriptions open, over WebSocket or as event streams (summed over worker processes)",

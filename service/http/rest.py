@@ -218,7 +218,7 @@ class RestEndpoints:
         endpoint = self.endpoint
         scope = request.scope
         state = scope["app"].state
-        if state.pool is None:
+        if state.pools is None:
             return not_ready(state, JSON)
         try:
             principal = await endpoint.authenticator.principal(request.headers.get("authorization"))
@@ -242,7 +242,7 @@ class RestEndpoints:
             return Reply(CLIENT_CLOSED, b"", JSON)
         try:
             result, freshness = await endpoint.run_request(
-                state.pool, principal, prepared, variables, None
+                state.pools, principal, prepared, variables, None
             )
         except OperationFailed as failed:
             scope["graphql_outcome"] = failed.outcome

@@ -59,7 +59,7 @@ class EventStreams:
     ) -> None:
         endpoint = self.endpoint
         state = scope["app"].state
-        if state.pool is None:
+        if state.pools is None:
             await not_ready(state, JSON).send(send)
             return
         try:

@@ -114,7 +114,7 @@ async def statements_for(
     statements: list[str] = []
     service = RunningService(url, db_pool_size=1, **settings)
     async with service as http:
-        async with service.app.state.pool.acquire() as connection:
+        async with service.app.state.pools.primary.acquire() as connection:
             connection.add_query_logger(lambda record: statements.append(record.query))
         body = await gql(http, query, variables, as_user=as_user)
     return body, statements

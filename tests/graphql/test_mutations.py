@@ -183,7 +183,7 @@ async def test_create_many_writes_every_row_in_one_statement_in_the_inputs_order
     statements: list[str] = []
     service = RunningService(seeded, db_pool_size=1)  # one connection: all it runs
     async with service as http:
-        async with service.app.state.pool.acquire() as connection:
+        async with service.app.state.pools.primary.acquire() as connection:
             connection.add_query_logger(lambda record: statements.append(record.query))
         body = await gql(http, CREATE_POSTS, {"posts": posts}, as_user=ALICE)
         assert "errors" not in body, (body, statements)

@@ -37,7 +37,7 @@ async def served(seeded: DatabaseURL) -> AsyncIterator[Served]:
     statements: list[str] = []
     service = RunningService(seeded, db_pool_size=1)
     async with service as http:
-        async with service.app.state.pool.acquire() as connection:
+        async with service.app.state.pools.primary.acquire() as connection:
             connection.add_query_logger(lambda record: statements.append(record.query))
         yield Served(http, statements)
 

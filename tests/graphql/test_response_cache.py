@@ -39,7 +39,7 @@ async def serving(url: DatabaseURL, **settings: Any) -> AsyncIterator[Logged]:
     service = RunningService(url, db_pool_size=1, **settings)
     async with service as http:
         logged = Logged(service, http)
-        async with service.app.state.pool.acquire() as connection:
+        async with service.app.state.pools.primary.acquire() as connection:
             connection.add_query_logger(lambda record: logged.statements.append(record.query))
         yield logged
 

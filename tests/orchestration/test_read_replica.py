@@ -1,0 +1,224 @@
+"""A read replica (DATABASE_READ_URL): queries and subscriptions run on a hot standby, writes on
+the primary, each under the caller's role and claims.
+
+The standby is a real one: pg_basebackup of an embedded primary, replaying its WAL. Pausing the
+replay (pg_wal_replay_pause) shows where each operation ran: a write lands on the primary while
+the replica does not see it, until the replay goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.db.embedded import EmbeddedPostgres
+from service.db.url import DatabaseURL
+from tests.orchestration.service_process import ServiceProcess, free_port, problems
+from tests.support import LEAKS, execute_sql, fetch_sql, run_service, token_for
+
+ALICE = "00000000-0000-0000-0000-0000000000a1"
+CREATE = (
+    "mutation ($title: String!, $published: Boolean!) { createPost(input: {title: $title, "
+    'content: "", published: $published}) { id title author { id } } }'
+)
+READ = "query ($id: UUID!) { post(id: $id) { title } }"
+
+
+@dataclass
+class Cluster:
+    primary: EmbeddedPostgres
+    standby: EmbeddedPostgres
+
+    @property
+    def primary_url(self) -> DatabaseURL:
+        return DatabaseURL.parse(self.primary.url())
+
+    @property
+    def standby_url(self) -> DatabaseURL:
+        return DatabaseURL.parse(self.standby.url())
+
+
+@pytest.fixture
+def cluster(world_traversable_tmp: Path) -> Iterator[Cluster]:
+    port = free_port()
+    primary = EmbeddedPostgres(world_traversable_tmp / f"primary-{port}", port=port)
+    primary.start()
+    try:
+        standby = primary.hot_standby(world_traversable_tmp / f"standby-{port}")
+        standby.start()
+        try:
+            yield Cluster(primary, standby)
+        finally:
+            standby.stop()
+    finally:
+        primary.stop()
+
+
+def _replay(cluster: Cluster, *, paused: bool) -> None:
+    change = "pg_wal_replay_pause()" if paused else "pg_wal_replay_resume()"
+    asyncio.run(execute_sql(cluster.standby_url, f"SELECT {change}"))
+
+
+def _until(check, what: str, timeout: float = 15) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"not {what} after {timeout} s"
+        time.sleep(0.05)
+
+
+def _replicated(cluster: Cluster, sql: str) -> bool:
+    return bool(asyncio.run(fetch_sql(cluster.standby_url, sql)))
+
+
+def test_reads_run_on_the_replica_and_writes_on_the_primary(cluster: Cluster):
+    env = {
+        "DATABASE_URL": cluster.primary_url.sqlalchemy,
+        "DATABASE_READ_URL": cluster.standby_url.sqlalchemy,
+    }
+    with ServiceProcess(**env) as service:
+        service.wait_ready()  # migrated on the primary, replayed by the replica
+        ready = service.get("/readyz").json()
+        assert ready["status"] == "ok"
+        asyncio.run(
+            execute_sql(
+                cluster.primary_url,
+                f"INSERT INTO auth.users (id, email) VALUES ('{ALICE}', 'alice@example.com')",
+            )
+        )
+        _until(
+            lambda: _replicated(cluster, f"SELECT FROM auth.users WHERE id = '{ALICE}'"),
+            "replicated",
+        )
+        alice = {"Authorization": f"Bearer {token_for(ALICE)}"}
+
+        _replay(cluster, paused=True)
+        created = service.post(CREATE, {"title": "Fresh", "published": True}, headers=alice)
+        assert created.status_code == 200, created.text
+        post = created.json()["data"]["createPost"]
+        # The write's own answer comes from the primary, in the write's statement.
+        assert post["title"] == "Fresh" and post["author"]["id"] == ALICE
+        draft = service.post(CREATE, {"title": "Mine", "published": False}, headers=alice)
+        draft_id = draft.json()["data"]["createPost"]["id"]
+
+        # The replica has not replayed them: a read does not find them yet.
+        read = service.post(READ, {"id": post["id"]}, headers=alice)
+        assert read.json() == {"data": {"post": None}}
+        stored = asyncio.run(
+            fetch_sql(cluster.primary_url, f"SELECT title FROM posts WHERE id = '{post['id']}'")
+        )
+        assert [r["title"] for r in stored] == ["Fresh"]
+
+        # In a batch, the requests after a mutation read from the primary: they see its write.
+        count = '{ posts(filter: {title: {eq: "Batched"}}) { totalCount } }'
+        batch = [
+            {"query": CREATE, "variables": {"title": "Batched", "published": True}},
+            {"query": count},
+        ]
+        answers = httpx.post(service.base + "/graphql", json=batch, headers=alice).json()
+        assert answers[0]["data"]["createPost"]["title"] == "Batched"
+        assert answers[1] == {"data": {"posts": {"totalCount": 1}}}
+        alone = service.post(count, headers=alice).json()
+        assert alone == {"data": {"posts": {"totalCount": 0}}}  # the replica, still paused
+
+        _replay(cluster, paused=False)
+        _until(
+            lambda: service.post(READ, {"id": post["id"]}).json()["data"]["post"] is not None,
+            "read from the replica",
+        )
+        # On the replica too, Row Level Security decides with the caller's claims: the draft is
+        # its author's only.
+        as_alice = service.post(READ, {"id": draft_id}, headers=alice).json()
+        assert as_alice == {"data": {"post": {"title": "Mine"}}}
+        assert service.post(READ, {"id": draft_id}).json() == {"data": {"post": None}}
+
+        # The replica's pool is in /metrics beside the primary's.
+        metrics = service.get("/metrics").text
+        assert 'service_db_read_pool_connections{state="idle"}' in metrics
+        assert service.stop() == 0
+    assert problems(service.output) == []
+
+
+def test_a_replica_that_goes_away_turns_readiness_off_and_leaves_writes_working(
+    cluster: Cluster,
+):
+    env = {
+        "DATABASE_URL": cluster.primary_url.sqlalchemy,
+        "DATABASE_READ_URL": cluster.standby_url.sqlalchemy,
+    }
+    with ServiceProcess(**env) as service:
+        service.wait_ready()
+        anonymous_read = "{ posts(first: 1) { totalCount } }"
+        assert service.post(anonymous_read).json() == {"data": {"posts": {"totalCount": 0}}}
+
+        cluster.standby.stop()
+        time.sleep(1.1)  # past /readyz's one-second cache
+        during = service.get("/readyz")
+        assert during.status_code == 503
+        assert during.json()["reason"] == "read replica not reachable"
+        failed = service.post(anonymous_read)
+        assert failed.status_code == 503
+        error = failed.json()["errors"][0]
+        assert error["extensions"]["code"] == "INTERNAL"
+        assert not any(leak in failed.text for leak in LEAKS)
+        # Writes go to the primary, which is up. (No user: the insert fails on RLS or the
+        # foreign key, an answer from the primary either way, not a connection error.)
+        user = "00000000-0000-0000-0000-0000000000c1"
+        asyncio.run(
+            execute_sql(
+                cluster.primary_url,
+                f"INSERT INTO auth.users (id, email) VALUES ('{user}', 'c@example.com')",
+            )
+        )
+        headers = {"Authorization": f"Bearer {token_for(user)}"}
+        written = service.post(CREATE, {"title": "t", "published": True}, headers=headers)
+        assert written.json()["data"]["createPost"]["title"] == "t"
+
+        cluster.standby.start()  # same folder, same port: it catches up
+        service.wait_ready(20)
+        _until(
+            lambda: service.post(anonymous_read).json() == {"data": {"posts": {"totalCount": 1}}},
+            "caught up",
+        )
+        assert service.stop() == 0
+
+
+def test_the_service_is_not_ready_until_the_replica_has_replayed_its_migrations(
+    cluster: Cluster,
+):
+    _replay(cluster, paused=True)
+    env = {
+        "DATABASE_URL": cluster.primary_url.sqlalchemy,
+        "DATABASE_READ_URL": cluster.standby_url.sqlalchemy,
+    }
+    with ServiceProcess(**env) as service:
+        service.wait_line("ready to serve")  # migrated on the primary
+        time.sleep(1.1)  # past /readyz's one-second cache
+        waiting = service.get("/readyz")
+        assert waiting.status_code == 503
+        # (its first migration creates the API's roles: the replica does not have them yet)
+        assert waiting.json()["reason"] == "read replica not ready (PostgreSQL error 22023)"
+        # Nor can queries run there yet: a 503 to retry, not the client's error.
+        early = service.post("{ posts { totalCount } }")
+        assert early.status_code == 503
+        [error] = early.json()["errors"]
+        assert error["message"] == "the database is unavailable; try again shortly"
+        assert error["extensions"] == {"code": "INTERNAL"}
+        _replay(cluster, paused=False)
+        service.wait_ready(20)
+        assert service.post("{ posts { totalCount } }").json() == {
+            "data": {"posts": {"totalCount": 0}}
+        }
+        assert service.stop() == 0
+
+
+def test_a_read_url_without_a_database_url_is_a_settings_error():
+    result = run_service("serve", DATABASE_READ_URL="postgresql://replica.internal/service")
+    assert result.returncode == 2
+    assert "DATABASE_READ_URL needs DATABASE_URL" in result.stderr
+    assert "Traceback" not in result.stderr
