@@ -1,4 +1,4 @@
-"""The `service` command: serve, migrate, schema, create-tables, token."""
+"""The `service` command: serve, migrate, schema, create-tables, token, events."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from service.errors import StartupError
 from service.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    from service.db.event_log import GivenUp, TriggerCounts
     from service.db.startup import Startup
     from service.db.url import DatabaseURL
 
@@ -51,7 +52,29 @@ def main(argv: Sequence[str] | None = None) -> None:
     token.add_argument("--role", default="authenticated", help="role claim (default authenticated)")
     token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (3600)")
 
+    events = commands.add_parser(
+        "events", help="event triggers' log: what waits, what was given up (send it again)"
+    )
+    events.set_defaults(events_command="list", trigger=None, limit=20)
+    event_commands = events.add_subparsers(dest="events_command")
+    listing = event_commands.add_parser(
+        "list", help="events by trigger and state, and the latest given up (the default)"
+    )
+    listing.add_argument("--trigger", help="only this trigger's given-up events")
+    listing.add_argument(
+        "--limit", type=int, default=20, help="given-up events to show (default 20)"
+    )
+    retry = event_commands.add_parser("retry", help="send given-up events again")
+    retry.add_argument("ids", nargs="*", type=int, metavar="ID", help="given-up events' ids")
+    retry.add_argument("--trigger", help="the given-up events of this trigger")
+    retry.add_argument("--all", action="store_true", help="every given-up event")
+
     args = parser.parse_args(argv)
+    if args.command == "events" and args.events_command == "retry":
+        if not (args.ids or args.trigger or args.all):
+            retry.error("name the events: their ids, --trigger NAME or --all")
+        if args.all and (args.ids or args.trigger):
+            retry.error("--all sends every given-up event: name no ids or trigger with it")
     try:
         settings = get_settings()
     except ValidationError as error:
@@ -76,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             _create_tables(settings)
         elif args.command == "token":
             _token(settings, args.email, args.role, args.ttl)
+        elif args.command == "events":
+            _events(settings, args)
     except StartupError as error:
         log.error("%s", error)
         sys.exit(1)
@@ -227,6 +252,59 @@ def _token(settings: Settings, email: str, role: str, ttl: int) -> None:
     with resolve_database(settings) as url:
         user_id = asyncio.run(ensure_user(url, email, settings.db_connect_timeout))
     print(issue_token(settings, sub=user_id, email=email, role=role, ttl_seconds=ttl))
+
+
+def _events(settings: Settings, args: argparse.Namespace) -> None:
+    """`service events`: the event log's counts and given-up events, or `retry` them."""
+    import asyncpg
+
+    from service.db.event_log import read_log, send_again
+    from service.db.url import resolve_database
+
+    timeout = settings.db_connect_timeout
+    with resolve_database(settings) as url:
+        # as the deliverers connect: the log is the owner's, not the API roles'
+        url = _migration_url(settings, url)
+        try:
+            if args.events_command == "retry":
+                ids = args.ids or None
+                again = asyncio.run(send_again(url, ids=ids, trigger=args.trigger, timeout=timeout))
+                _print_sent_again(again, ids)
+            else:
+                counts, given_up = asyncio.run(
+                    read_log(url, trigger=args.trigger, limit=args.limit, timeout=timeout)
+                )
+                _print_log(counts, given_up)
+        except asyncpg.UndefinedTableError:
+            raise StartupError("the database has no event log yet: run `service migrate`") from None
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            raise StartupError(f"cannot read the event log at {url.safe()}: {error}") from None
+
+
+def _print_log(counts: list[TriggerCounts], given_up: list[GivenUp]) -> None:
+    if not counts:
+        print("the event log is empty")
+        return
+    width = max(len("trigger"), *(len(c.trigger) for c in counts))
+    print(f"{'trigger':<{width}}  {'waiting':>8}  {'given up':>8}  {'delivered':>9}")
+    for c in counts:
+        print(f"{c.trigger:<{width}}  {c.waiting:>8}  {c.given_up:>8}  {c.delivered:>9}")
+    if given_up:
+        print("\ngiven up, latest first (`service events retry ID...` sends them again):")
+        for g in given_up:
+            error = g.last_error or ""
+            print(f"  {g.id}  {g.trigger}  {g.change}  {g.tries} tries  {g.given_up_at}  {error}")
+
+
+def _print_sent_again(again: list[int], named: list[int] | None) -> None:
+    if again:
+        print(f"sent again: {', '.join(map(str, again))}")
+    else:
+        print("no given-up event matched")
+    missing = sorted(set(named or ()) - set(again))
+    if missing:
+        print(f"not given up (or not in the log): {', '.join(map(str, missing))}", file=sys.stderr)
+        sys.exit(1)
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:

@@ -57,8 +57,8 @@ WHERE e.id = due.id
 RETURNING e.id, e.trigger_name, e.table_schema, e.table_name, e.operation,
     e.old::text, e.new::text, e.claims::text, e.created_at, e.tries
 """
-# Delivered events go after EVENT_RETENTION_DAYS; those given up stay, to be looked at (and
-# sent again by setting given_up_at to NULL).
+# Delivered events go after EVENT_RETENTION_DAYS; those given up stay, to be looked at and
+# sent again (`service events`, db/event_log.py).
 _CLEANUP = """
 DELETE FROM events.event_log WHERE delivered_at < now() - $1::float8 * interval '1 day'
 """

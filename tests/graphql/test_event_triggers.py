@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import hmac
 import socket
+import subprocess
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,7 +28,7 @@ from starlette.routing import Route
 from service.db.url import DatabaseURL
 from service.events import APPLICATION_NAME
 from tests.graphql.conftest import ALICE, BOB, gql, post_id
-from tests.support import RunningService, execute_sql, fetch_sql
+from tests.support import RunningService, execute_sql, fetch_sql, run_service
 
 SECRET = "webhook-secret-for-tests"
 
@@ -300,3 +301,64 @@ async def test_the_api_roles_cannot_read_or_write_the_event_log(seeded: Database
         ):
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await execute_sql(seeded, f"SET ROLE {role}; {statement}")
+
+
+async def test_given_up_events_are_listed_and_sent_again_from_the_command_line(
+    seeded: DatabaseURL, webhook: Webhook
+) -> None:
+    await add_trigger(seeded, "comment_created", "comments", "INSERT")
+    env = {"DATABASE_URL": seeded.sqlalchemy}
+
+    async def service_events(*args: str) -> subprocess.CompletedProcess[str]:
+        return await asyncio.to_thread(run_service, "events", *args, **env)
+
+    empty = await service_events()
+    assert (empty.returncode, empty.stdout) == (0, "the event log is empty\n"), empty.stderr
+    service = RunningService(
+        seeded,
+        event_webhooks={"comment_created": webhook.url},
+        event_retry_seconds=0.05,
+        event_max_tries=2,
+    )
+    webhook.statuses = [500, 503]
+    async with service as http:
+        await comment(http, "Lost?")
+        await webhook.wait_for(2)
+        await comment(http, "Fine")
+        await webhook.wait_for(3)
+        [given_up, delivered] = await event_log(seeded)
+        while given_up["given_up_at"] is None:  # the second answer is being recorded
+            await asyncio.sleep(0.05)
+            given_up = (await event_log(seeded))[0]
+
+        listed = await service_events()
+        assert listed.returncode == 0, listed.stderr
+        lines = listed.stdout.splitlines()
+        assert lines[0].split() == ["trigger", "waiting", "given", "up", "delivered"]
+        assert lines[1].split() == ["comment_created", "0", "1", "1"]
+        [shown] = [line for line in lines if line.strip().startswith(f"{given_up['id']} ")]
+        assert "comment_created  INSERT public.comments  2 tries" in shown
+        assert shown.endswith("HTTP 503")
+        other = await service_events("list", "--trigger", "post_changes")
+        assert other.returncode == 0 and "given up, latest first" not in other.stdout
+
+        # Named events that are not given up are said so (and the exit status says it).
+        mixed = await service_events("retry", str(delivered["id"]), "999999")
+        assert mixed.returncode == 1
+        assert mixed.stdout == "no given-up event matched\n"
+        assert f"not given up (or not in the log): {delivered['id']}, 999999" in mixed.stderr
+        nothing = await service_events("retry")
+        assert nothing.returncode == 2
+        assert "name the events: their ids, --trigger NAME or --all" in nothing.stderr
+
+        # Sent again: due at once, every try ahead of it, the running deliverer woken.
+        again = await service_events("retry", "--trigger", "comment_created")
+        assert (again.returncode, again.stdout) == (0, f"sent again: {given_up['id']}\n")
+        events = await webhook.wait_for(4)
+        assert (events[3]["id"], events[3]["try"]) == (given_up["id"], 1)
+        assert events[3]["new"]["body"] == "Lost?"
+        while (await event_log(seeded))[0]["delivered_at"] is None:
+            await asyncio.sleep(0.05)
+        after = await service_events()
+        assert after.stdout.splitlines()[1].split() == ["comment_created", "0", "0", "2"]
+        assert "given up, latest first" not in after.stdout

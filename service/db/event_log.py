@@ -1,0 +1,97 @@
+"""The event log as an operator sees it (`service events`): what waits and what was given up,
+and sending given-up events again (service/events.py delivers them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+from service.db.url import DatabaseURL
+from service.events import CHANNEL
+
+_SUMMARY = """
+SELECT trigger_name,
+    count(*) FILTER (WHERE delivered_at IS NULL AND given_up_at IS NULL) AS waiting,
+    count(*) FILTER (WHERE given_up_at IS NOT NULL) AS given_up,
+    count(*) FILTER (WHERE delivered_at IS NOT NULL) AS delivered
+FROM events.event_log
+GROUP BY trigger_name
+ORDER BY trigger_name
+"""
+_GIVEN_UP = """
+SELECT id, trigger_name, operation, table_schema, table_name, tries, last_error, given_up_at
+FROM events.event_log
+WHERE given_up_at IS NOT NULL AND ($1::text IS NULL OR trigger_name = $1)
+ORDER BY given_up_at DESC, id DESC
+LIMIT $2
+"""
+# Due now, with every try ahead of it again; the deliverers are woken at commit.
+_SEND_AGAIN = """
+UPDATE events.event_log
+SET given_up_at = NULL, tries = 0, next_try_at = now()
+WHERE given_up_at IS NOT NULL
+  AND ($1::bigint[] IS NULL OR id = ANY($1))
+  AND ($2::text IS NULL OR trigger_name = $2)
+RETURNING id
+"""
+
+
+@dataclass(frozen=True)
+class TriggerCounts:
+    trigger: str
+    waiting: int
+    given_up: int
+    delivered: int  # kept for EVENT_RETENTION_DAYS
+
+
+@dataclass(frozen=True)
+class GivenUp:
+    id: int
+    trigger: str
+    change: str  # "INSERT public.comments"
+    tries: int
+    last_error: str | None
+    given_up_at: str
+
+
+async def _connect(url: DatabaseURL, timeout: float) -> asyncpg.Connection:
+    return await asyncpg.connect(**url.asyncpg_kwargs(), timeout=timeout)
+
+
+async def read_log(
+    url: DatabaseURL, *, trigger: str | None, limit: int, timeout: float
+) -> tuple[list[TriggerCounts], list[GivenUp]]:
+    """Each trigger's events by state, and the latest given-up events (of `trigger`)."""
+    connection = await _connect(url, timeout)
+    try:
+        counts = [TriggerCounts(*row) for row in await connection.fetch(_SUMMARY)]
+        given_up = [
+            GivenUp(
+                r["id"],
+                r["trigger_name"],
+                f"{r['operation']} {r['table_schema']}.{r['table_name']}",
+                r["tries"],
+                r["last_error"],
+                r["given_up_at"].isoformat(timespec="seconds"),
+            )
+            for r in await connection.fetch(_GIVEN_UP, trigger, limit)
+        ]
+    finally:
+        await connection.close()
+    return counts, given_up
+
+
+async def send_again(
+    url: DatabaseURL, *, ids: list[int] | None, trigger: str | None, timeout: float
+) -> list[int]:
+    """Given-up events (those of `ids`, of `trigger`, or all) made due again; their ids."""
+    connection = await _connect(url, timeout)
+    try:
+        async with connection.transaction():
+            again = [r["id"] for r in await connection.fetch(_SEND_AGAIN, ids, trigger)]
+            if again:
+                await connection.execute(f"NOTIFY {CHANNEL}")
+    finally:
+        await connection.close()
+    return sorted(again)
