@@ -42,6 +42,7 @@ from service.http.metrics import (
     POOL_CONNECTIONS,
     POOL_MAX,
     READ_POOL_CONNECTIONS,
+    READ_REPLICA_USED,
     SCHEMA_NEWER,
     mark_this_process_dead,
     metrics,
@@ -145,8 +146,10 @@ def create_app(
         url = DatabaseURL.parse(settings.database_url)
         tasks: list[asyncio.Task[None]] = []
         state.event_deliveries = None
+        state.replica_watch = None
         if launch is None:
             state.pools = await create_pools(url, settings)
+            _watch_replica(app)
             _deliver_events(app, settings)
         else:
             tasks.append(asyncio.create_task(_launch(app, launch, url, settings)))
@@ -164,6 +167,8 @@ def create_app(
             state.shutting_down = True
             if state.event_deliveries is not None:
                 tasks.append(state.event_deliveries)
+            if state.replica_watch is not None:
+                tasks.append(state.replica_watch)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -314,8 +319,16 @@ async def _launch(app: Starlette, launch: Launch, url: DatabaseURL, settings: Se
         launch.stop_server()
         return
     state.pools = await create_pools(url, settings)
+    _watch_replica(app)
     _deliver_events(app, settings)
     log.info("ready to serve")
+
+
+def _watch_replica(app: Starlette) -> None:
+    """With DATABASE_READ_URL: check the replica every few seconds (db/pool.py)."""
+    pools = app.state.pools
+    if pools.replica is not None:
+        app.state.replica_watch = asyncio.create_task(pools.watch_replica())
 
 
 def _deliver_events(app: Starlette, settings: Settings) -> None:
@@ -351,6 +364,7 @@ def _refresh_pool_metrics(app: Starlette) -> None:
         in_use, idle = pool_usage(pools.replica)
         READ_POOL_CONNECTIONS.labels("in_use").set(in_use)
         READ_POOL_CONNECTIONS.labels("idle").set(idle)
+        READ_REPLICA_USED.set(0 if pools.replica_problem else 1)
 
 
 async def _refresh_periodically(app: Starlette) -> None:

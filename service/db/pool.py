@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+import math
+import time
 
 import asyncpg
 
 from service.db.context import ServiceConnection, start_as_anonymous
+from service.db.probe import probe
 from service.db.url import DatabaseURL
 from service.settings import Settings
 
 log = logging.getLogger("service.db")
+
+# How often the read replica is checked, and how long reads stay on the primary after it
+# failed (longer than a check's interval: a replica that keeps failing stays out)
+_REPLICA_CHECK_SECONDS = 2.0
+_REPLICA_PAUSE_SECONDS = 5.0
 
 
 async def _init_connection(connection: asyncpg.Connection) -> None:
@@ -80,22 +87,51 @@ async def close_pool(pool: asyncpg.Pool, timeout: float = 5.0) -> None:
         pool.terminate()
 
 
-@dataclass(frozen=True, slots=True)
 class Pools:
     """Where operations run: writes on the primary; reads (queries, subscriptions) on the read
-    replica of DATABASE_READ_URL when there is one."""
+    replica of DATABASE_READ_URL when there is one and it can serve. A replica that cannot
+    (unreachable, refusing connections, behind this code's migrations) sends reads to the
+    primary until it can again: a replica's outage slows reads down, it does not stop them."""
 
-    primary: asyncpg.Pool
-    replica: asyncpg.Pool | None = None
+    def __init__(self, primary: asyncpg.Pool, replica: asyncpg.Pool | None = None) -> None:
+        self.primary = primary
+        self.replica = replica
+        # Why reads go to the primary now; until the watcher's first check, they do.
+        self.replica_problem = "read replica not checked yet" if replica is not None else None
+        self._replica_back_at = math.inf  # monotonic time from which the replica is tried again
 
     def for_operation(self, *, writes: bool) -> asyncpg.Pool:
-        if writes or self.replica is None:
+        if writes or self.replica is None or time.monotonic() < self._replica_back_at:
             return self.primary
         return self.replica
 
     def primary_only(self) -> Pools:
         """For reads that must see this caller's writes just made (later requests of a batch)."""
         return Pools(self.primary)
+
+    def replica_failed(self, problem: str) -> None:
+        """Reads go to the primary for a while (the watcher looks again meanwhile)."""
+        if problem != self.replica_problem:
+            log.warning("%s: reads go to the primary until it can serve", problem)
+        self.replica_problem = problem
+        self._replica_back_at = time.monotonic() + _REPLICA_PAUSE_SECONDS
+
+    def replica_works(self) -> None:
+        if self.replica_problem is not None:
+            log.info("read replica in use: reads go to it")
+        self.replica_problem = None
+        self._replica_back_at = 0.0
+
+    async def watch_replica(self) -> None:
+        """Until cancelled, check every few seconds that the replica can serve."""
+        assert self.replica is not None
+        while True:
+            found = await probe(self.replica, "read replica")
+            if found.problem is None:
+                self.replica_works()
+            else:
+                self.replica_failed(found.problem)
+            await asyncio.sleep(_REPLICA_CHECK_SECONDS)
 
     async def close(self) -> None:
         await close_pool(self.primary)

@@ -58,6 +58,11 @@ READ_POOL_CONNECTIONS = Gauge(
     ["state"],
     multiprocess_mode="livesum",
 )
+READ_REPLICA_USED = Gauge(
+    "service_db_read_replica_used",
+    "1 while reads go to the read replica, 0 while it cannot serve and they go to the primary",
+    multiprocess_mode="livemin",
+)
 SUBSCRIPTIONS = Gauge(
     "service_graphql_subscriptions",
     "Live subscriptions open, over WebSocket or as event streams (summed over worker processes)",
