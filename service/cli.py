@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     listing.add_argument("--trigger", help="only this trigger's given-up events")
     listing.add_argument(
-        "--limit", type=int, default=20, help="given-up events to show (default 20)"
+        "--limit", type=_count, default=20, help="given-up events to show (default 20)"
     )
     retry = event_commands.add_parser("retry", help="send given-up events again")
     retry.add_argument("ids", nargs="*", type=int, metavar="ID", help="given-up events' ids")
@@ -106,6 +106,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+def _count(text: str) -> int:
+    """An argument that is a number of things: 0 or more."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is not 0 or more")
+    return value
 
 
 def _migrate(settings: Settings) -> None:

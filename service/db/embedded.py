@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 SERVICE_USER = "service-postgres"
 SUPERUSER = "postgres"
@@ -122,6 +123,22 @@ def _child_setup(account: _Account | None) -> Callable[[], None]:
                 os._exit(1)
 
     return setup
+
+
+def _run_server_side(
+    account: _Account | None, command: list[str], *, timeout: float, **output: Any
+) -> subprocess.CompletedProcess[Any]:
+    """A PostgreSQL program run to completion as the server's OS user (initdb,
+    pg_basebackup, a check), with no stdin; `output`: where its stdout and stderr go."""
+    return subprocess.run(
+        command,
+        preexec_fn=_child_setup(account),
+        env=_child_env(),
+        cwd="/",
+        stdin=subprocess.DEVNULL,
+        timeout=timeout,
+        **output,
+    )
 
 
 def _child_env() -> dict[str, str]:
@@ -277,15 +294,8 @@ class EmbeddedPostgres:
         ]
         if self.fast_unsafe:
             command.append("--no-sync")
-        result = subprocess.run(
-            command,
-            preexec_fn=_child_setup(account),
-            env=_child_env(),
-            cwd="/",
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=_TOOL_TIMEOUT,
+        result = _run_server_side(
+            account, command, timeout=_TOOL_TIMEOUT, capture_output=True, text=True
         )
         if result.returncode != 0:
             why = " ".join(result.stderr.split()) or f"exit code {result.returncode}"
@@ -381,15 +391,12 @@ class EmbeddedPostgres:
 
     def _run_as(self, account: _Account, command: list[str]) -> int:
         try:
-            return subprocess.run(
+            return _run_server_side(
+                account,
                 command,
-                preexec_fn=_child_setup(account),
-                env=_child_env(),
-                cwd="/",
-                stdin=subprocess.DEVNULL,
+                timeout=_TOOL_TIMEOUT,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
-                timeout=_TOOL_TIMEOUT,
             ).returncode
         except OSError:  # exec itself refused (EACCES) is reported to us as an exception
             return -1
@@ -458,15 +465,8 @@ class EmbeddedPostgres:
         offset = self._log_size()
         self._log_line(f"initdb {self.data_dir}")
         try:
-            code = subprocess.run(
-                command,
-                preexec_fn=_child_setup(account),
-                env=_child_env(),
-                cwd="/",
-                stdin=subprocess.DEVNULL,
-                stdout=self._log,
-                stderr=self._log,
-                timeout=_START_TIMEOUT,
+            code = _run_server_side(
+                account, command, timeout=_START_TIMEOUT, stdout=self._log, stderr=self._log
             ).returncode
             if code != 0:
                 raise self._failure(f"initdb failed (exit code {code})", offset)

@@ -350,6 +350,9 @@ async def test_given_up_events_are_listed_and_sent_again_from_the_command_line(
         nothing = await service_events("retry")
         assert nothing.returncode == 2
         assert "name the events: their ids, --trigger NAME or --all" in nothing.stderr
+        negative = await service_events("list", "--limit", "-1")
+        assert negative.returncode == 2
+        assert "argument --limit: -1 is not 0 or more" in negative.stderr
 
         # Sent again: due at once, every try ahead of it, the running deliverer woken.
         again = await service_events("retry", "--trigger", "comment_created")
