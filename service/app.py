@@ -148,9 +148,7 @@ def create_app(
         state.event_deliveries = None
         state.replica_watch = None
         if launch is None:
-            state.pools = await create_pools(url, settings)
-            _watch_replica(app)
-            _deliver_events(app, settings)
+            await _serve_database(app, url, settings)
         else:
             tasks.append(asyncio.create_task(_launch(app, launch, url, settings)))
             if launch.drain_on_sigterm:
@@ -318,17 +316,17 @@ async def _launch(app: Starlette, launch: Launch, url: DatabaseURL, settings: Se
     if not launch.serve:
         launch.stop_server()
         return
-    state.pools = await create_pools(url, settings)
-    _watch_replica(app)
-    _deliver_events(app, settings)
+    await _serve_database(app, url, settings)
     log.info("ready to serve")
 
 
-def _watch_replica(app: Starlette) -> None:
-    """With DATABASE_READ_URL: check the replica every few seconds (db/pool.py)."""
-    pools = app.state.pools
+async def _serve_database(app: Starlette, url: DatabaseURL, settings: Settings) -> None:
+    """The request pools, and the background work beside them: the read replica's watch
+    (with DATABASE_READ_URL, db/pool.py) and event deliveries (with EVENT_WEBHOOKS)."""
+    pools = app.state.pools = await create_pools(url, settings)
     if pools.replica is not None:
         app.state.replica_watch = asyncio.create_task(pools.watch_replica())
+    _deliver_events(app, settings)
 
 
 def _deliver_events(app: Starlette, settings: Settings) -> None:

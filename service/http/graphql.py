@@ -385,31 +385,30 @@ class GraphQLEndpoint:
             explanations = Explanations("on" if prepared.is_mutation else explain)
 
         async def run_in_transaction(work: Any, *, atomic: bool) -> Any:
+            nonlocal pool
             if explanations is not None:
                 work = explanations.watching(work)
             with tracing.statement() if tracing is not None else _NO_SPAN:
-                return await self.caller_context.run(pool, principal, work, atomic=atomic)
-
-        execute = partial(
-            self.executor.run,
-            prepared,
-            variables,
-            run_in_transaction,  # type: ignore[arg-type]
-            anonymous=principal.anonymous,
-            after=after,
-        )
-        with span as current:
-            try:
                 try:
-                    result = await execute()
+                    return await self.caller_context.run(pool, principal, work, atomic=atomic)
                 except (OSError, asyncpg.InternalClientError, ConnectionSetupFailed):
                     if pool is pools.primary:
                         raise
                     # A read the replica could not take: reads go to the primary for a
-                    # while, this one first (run_in_transaction reads `pool` when called)
+                    # while, this one first (a read is safe to run again)
                     pools.replica_failed("read replica not reachable")
                     pool = pools.primary
-                    result = await execute()
+                    return await self.caller_context.run(pool, principal, work, atomic=atomic)
+
+        with span as current:
+            try:
+                result = await self.executor.run(
+                    prepared,
+                    variables,
+                    run_in_transaction,  # type: ignore[arg-type]
+                    anonymous=principal.anonymous,
+                    after=after,
+                )
             except NoConnectionInTime as error:
                 # Overloaded or stalled: shed this request rather than queue it without end.
                 log.warning("%s for operation %s", error, prepared.operation_label)

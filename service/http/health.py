@@ -37,13 +37,9 @@ async def readyz(request: Request) -> Response:
     found = await probe(pools.primary, "database")
     if found.problem is not None:
         response = _json(503, status="unavailable", reason=found.problem)
-    elif pools.replica is None:
-        response = _json(200, status="ok", schema=found.schema, revision=found.revision)
     else:
         # Ready without the replica too: its reads then go to the primary (pool.py)
-        replica = pools.replica_problem or "ok"
-        response = _json(
-            200, status="ok", schema=found.schema, revision=found.revision, readReplica=replica
-        )
+        replica = {} if pools.replica is None else {"readReplica": pools.replica_problem or "ok"}
+        response = _json(200, status="ok", schema=found.schema, revision=found.revision, **replica)
     state.readiness_cache = (now, response)
     return response
