@@ -65,7 +65,7 @@ log = logging.getLogger("service")
 
 
 def create_executor(settings: Settings, catalog: Catalog | None = None) -> Executor:
-    generated = build_schema(catalog or Catalog.from_registry())
+    generated = build_schema(catalog or Catalog.from_registry(), federation=settings.federation)
     return Executor(
         generated,
         Limits(

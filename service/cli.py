@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         elif args.command == "migrate":
             _migrate(settings)
         elif args.command == "schema":
-            _schema()
+            _schema(settings)
         elif args.command == "create-tables":
             _create_tables(settings)
         elif args.command == "token":
@@ -327,8 +327,9 @@ def _create_tables(settings: Settings) -> None:
         asyncio.run(create_tables(url, connect_timeout=settings.db_connect_timeout))
 
 
-def _schema() -> None:
+def _schema(settings: Settings) -> None:
     from service.graphql.catalog import Catalog
     from service.graphql.schema import build_schema
 
-    print(build_schema(Catalog.from_registry()).schema.as_str())
+    # with FEDERATION: the subgraph's SDL, as `rover subgraph publish --schema` takes it
+    print(build_schema(Catalog.from_registry(), federation=settings.federation).sdl())

@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     # REST endpoints over saved operations ("METHOD /path/:variable" -> operation), under
     # /rest (http/rest.py)
     rest_endpoints_file: Path | None = None
+    # An Apollo Federation 2 subgraph: each model's type an entity keyed by its primary key,
+    # with `_entities` and `_service` for a router (graphql/schema.py)
+    federation: bool = False
 
     # Event triggers (service/events.py): each trigger's webhook, {"name": "https://..."};
     # bodies signed with the secret when set; a delivery tried at most `max_tries` times,

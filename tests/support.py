@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
+import orjson
+import pytest
 import uvicorn
 
 from service.app import create_app
@@ -150,3 +154,33 @@ def sign_token(env: dict[str, str], email: str = "e2e@example.com") -> str:
     )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
+
+
+def node_for_e2e(test: str, package: Path) -> str:
+    """Node.js for an end-to-end spec in tests/e2e/, with its npm `package` installed. The
+    venv's Node.js first, as ./dev puts it on PATH (a machine's own may be older). Without
+    node the test is skipped on a developer's machine and fails in CI (CI=true)."""
+    node = shutil.which("node", path=f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    if node is None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI must run the {test} test, but node is not on PATH")
+        pytest.skip("node is not on PATH (./dev puts the venv's Node.js there)")
+    if not package.is_dir():
+        pytest.fail(f"{package.name} is not installed: run graphiql/build.sh (it runs npm ci)")
+    return node
+
+
+def run_e2e_spec(node: str, spec: Path, **env: str) -> Any:
+    """Runs an end-to-end spec with these environment variables; its summary, the JSON of the
+    last line it prints."""
+    result = subprocess.run(
+        [node, str(spec)],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return orjson.loads(result.stdout.strip().splitlines()[-1])

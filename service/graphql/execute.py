@@ -44,18 +44,20 @@ from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from service.graphql.catalog import Catalog, ColumnInfo
 from service.graphql.errors import ApiError, BadUserInput, Code, LimitExceeded, from_database
 from service.graphql.inputs import InputShape, NewRows
-from service.graphql.limits import check_merges, check_size, connection_rows
+from service.graphql.limits import check_merges, check_size, connection_rows, rows_each
 from service.graphql.plan import (
     STREAM_AFTER,
     STREAM_INFO,
     ByKey,
     Connection,
+    EntityLookup,
     FunctionValue,
     Introspection,
     NodeLookup,
     OperationPlan,
     Planner,
     Typename,
+    Variables,
     Viewer,
     Write,
     resolve_tree,
@@ -339,6 +341,8 @@ class Executor:
                     continue
                 else:
                     pairs.append((f.key, _root_sql(emitter, f)))
+                if isinstance(f, EntityLookup):
+                    emitter.statement.checks.append(self._entity_rows_check(f))
             emitter.statement.sql = f"SELECT {emitter.json_object(pairs)}"
             read = emitter.statement
             # once per document and shape of its variables: what a developer reads to see the
@@ -347,6 +351,23 @@ class Executor:
         compiled = Compiled(plan, read)
         self.plans.put(key, compiled)
         return compiled
+
+    def _entity_rows_check(self, f: EntityLookup) -> Callable[[Variables], None]:
+        """`_check_rows` for `_entities`, whose rows are as many as the representations
+        a request brings: each representation counts as its row and the rows under it."""
+        each = 1 + rows_each(f, max_page_size=self.limits.max_page_size)
+        limit = self.limits.max_rows
+
+        def check(variables: Variables) -> None:
+            representations = f.representations(variables)
+            rows = each * len(representations) if isinstance(representations, list) else 0
+            if rows > limit:
+                raise LimitExceeded(
+                    f"the {len(representations)} representations may return {rows} rows; at "
+                    f"most {limit} are allowed: ask for fewer entities at once"
+                )
+
+        return check
 
     def _check_rows(self, plan: OperationPlan) -> None:
         # Before any SQL: PostgreSQL would build the whole response before the statement
@@ -683,6 +704,8 @@ def _root_sql(emitter: Emitter, f: Any) -> str:
         return emitter.by_key(f)
     if isinstance(f, NodeLookup):
         return emitter.node_lookup(f)
+    if isinstance(f, EntityLookup):
+        return emitter.entities(f)
     if isinstance(f, Viewer):
         return emitter.viewer(f)
     raise AssertionError(f"no SQL for {f!r}")

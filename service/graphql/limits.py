@@ -28,6 +28,7 @@ from service.graphql.plan import (
     Connection,
     EdgeNode,
     Edges,
+    EntityLookup,
     GroupedAggregates,
     NodeLookup,
     Nodes,
@@ -194,6 +195,11 @@ def connection_rows(plan: OperationPlan, *, max_page_size: int) -> int:
     return sum(_rows_under(f, 1, max_page_size) for f in plan.fields)
 
 
+def rows_each(lookup: EntityLookup, *, max_page_size: int) -> int:
+    """The most rows one representation of `_entities` may return under its row."""
+    return _rows_under(lookup, 1, max_page_size)
+
+
 def _rows_under(item: object, parents: int, max_page_size: int) -> int:
     if isinstance(item, Connection):
         return _connection_rows(item, parents, max_page_size)
@@ -208,7 +214,7 @@ def _rows_under(item: object, parents: int, max_page_size: int) -> int:
         return rows + _rows_under(item.selection, rows, max_page_size)
     if isinstance(item, ByKey | Viewer | Write):
         return _rows_under(item.selection, parents, max_page_size)
-    if isinstance(item, NodeLookup):  # one of its types answers
+    if isinstance(item, NodeLookup | EntityLookup):  # one of its types answers (each time)
         return max(
             (_rows_under(s, parents, max_page_size) for s in item.selections.values()), default=0
         )

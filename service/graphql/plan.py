@@ -503,6 +503,16 @@ class NodeLookup:
 
 
 @dataclass
+class EntityLookup:
+    """Apollo Federation's `_entities`: the rows a router names by type and key (its
+    `representations`), in their order; null where the caller sees no such row."""
+
+    key: str
+    representations: Given
+    selections: dict[str, ObjectSelection]  # by type name
+
+
+@dataclass
 class Viewer:
     key: str
     selection: ObjectSelection
@@ -598,7 +608,8 @@ class Planner:
             name = nodes[0].name.value
             if name == "__typename":
                 fields.append(Typename(key, root.name))
-            elif name.startswith("__"):
+            elif name.startswith("__") or name == "_service":
+                # the schema's own description; a subgraph's SDL is one too
                 fields.append(Introspection(key, nodes))
             elif operation.operation is OperationType.MUTATION:
                 fields.append(self._write(ctx, key, nodes))
@@ -620,6 +631,11 @@ class Planner:
                 m.type_name: self._object(ctx, m, nodes) for m in self.catalog if m.keyed_by_one
             }
             return NodeLookup(key, node_id, selections)
+        if name == "_entities":
+            arg_type = root.fields[name].args["representations"].type
+            given = ctx.input_tree(args, "representations", arg_type, values_only=True)
+            selections = {m.type_name: self._object(ctx, m, nodes) for m in self.catalog}
+            return EntityLookup(key, Given(given), selections)
         if name == "viewer":
             viewer = next(m for m in self.catalog if m.table.fullname == "auth.users")
             return Viewer(key, self._object(ctx, viewer, nodes))

@@ -15,13 +15,16 @@ import types
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import strawberry
 from graphql import DirectiveLocation
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 from strawberry.annotation import StrawberryAnnotation
+from strawberry.federation.schema_directives import Key
+from strawberry.federation.types import FieldSet
+from strawberry.printer import print_schema
 from strawberry.types.arguments import StrawberryArgument
 from strawberry.types.field import StrawberryField
 from strawberry.types.unset import UNSET
@@ -44,6 +47,9 @@ from service.graphql.catalog import (
 )
 
 _schema_ids = itertools.count()
+# The oldest Federation 2 version with everything the SDL uses (`@key`), so that older routers
+# compose it too.
+FEDERATION_VERSION: Final = "2.0"
 
 # Filter operators per scalar. Strings add pattern matching; booleans only compare.
 _COMPARE = ("eq", "neq", "in", "nin", "lt", "lte", "gt", "gte", "isNull")
@@ -132,6 +138,12 @@ class PageInfo:
 class GeneratedSchema:
     schema: strawberry.Schema
     catalog: Catalog
+    federation: bool = False
+
+    def sdl(self) -> str:
+        """The schema as `service schema` prints it; a subgraph's as its `_service` tells a
+        router (with its `@link` to the federation spec and each entity's `@key`)."""
+        return print_schema(self.schema)
 
 
 class _Builder:
@@ -208,6 +220,7 @@ class _Builder:
         bases: tuple[type, ...] = (),
         description: str | None = None,
         one_of: bool = False,
+        directives: tuple[object, ...] = (),
     ) -> type:
         namespace: dict[str, Any] = {
             "__module__": self.module.__name__,
@@ -228,7 +241,12 @@ class _Builder:
             )
         else:
             self.pending.append(
-                (cls, lambda c: strawberry.type(c, name=name, description=description))
+                (
+                    cls,
+                    lambda c: strawberry.type(
+                        c, name=name, description=description, directives=directives
+                    ),
+                )
             )
         self.ns[name] = cls
         return cls
@@ -252,7 +270,9 @@ def connection_args(model: ModelInfo) -> dict[str, tuple[Any, ...]]:
     }
 
 
-def build_schema(catalog: Catalog) -> GeneratedSchema:
+def build_schema(catalog: Catalog, *, federation: bool = False) -> GeneratedSchema:
+    """`federation`: an Apollo Federation 2 subgraph, whose types are entities a router may
+    ask for by key (`_entities`) and whose SDL it reads from `_service`."""
     b = _Builder()
     for scalar, operators in FILTER_OPERATORS.items():
         py = _PYTHON_SCALARS[scalar]
@@ -263,7 +283,7 @@ def build_schema(catalog: Catalog) -> GeneratedSchema:
     _define_scalar_filter(b, "JSON", "JSON", _JSON_OPERATORS)
     _define_enums(b, catalog)
     for model in catalog:
-        _define_model_types(b, catalog, model)
+        _define_model_types(b, catalog, model, federation=federation)
 
     b.ns["strawberry"] = strawberry
     mutation_fields: list[StrawberryField] = []
@@ -281,14 +301,26 @@ def build_schema(catalog: Catalog) -> GeneratedSchema:
     )
     b.finish()
     object_types = [b.ns[m.type_name] for m in catalog]
-    schema = strawberry.Schema(
-        query=query,
-        mutation=mutation,
-        subscription=subscription,
-        types=object_types,
-        directives=[cached],
-    )
-    return GeneratedSchema(schema=schema, catalog=catalog)
+    if federation:
+        # Strawberry adds `_service` and `_entities`; the service answers both itself
+        # (plan.py: `_entities` is compiled into the operation's statement like `node`).
+        schema: strawberry.Schema = strawberry.federation.Schema(
+            query=query,
+            mutation=mutation,
+            subscription=subscription,
+            types=object_types,
+            directives=[cached],  # type: ignore[list-item]  # (typed narrower than Schema's)
+            federation_version=FEDERATION_VERSION,
+        )
+    else:
+        schema = strawberry.Schema(
+            query=query,
+            mutation=mutation,
+            subscription=subscription,
+            types=object_types,
+            directives=[cached],
+        )
+    return GeneratedSchema(schema=schema, catalog=catalog, federation=federation)
 
 
 @strawberry.directive(
@@ -570,7 +602,9 @@ def _define_scalar_filter(
     )
 
 
-def _define_model_types(b: _Builder, catalog: Catalog, model: ModelInfo) -> None:
+def _define_model_types(
+    b: _Builder, catalog: Catalog, model: ModelInfo, *, federation: bool
+) -> None:
     name = model.type_name
     fields = []
     if model.keyed_by_one:  # a Node: its global id names its one key
@@ -622,11 +656,14 @@ def _define_model_types(b: _Builder, catalog: Catalog, model: ModelInfo) -> None
             )
         )
     b.ns["strawberry"] = strawberry
+    # A subgraph's entity: a router names its rows by their primary key (`_entities`).
+    key = Key(fields=FieldSet(" ".join(c.field for c in model.key)))
     b.define(
         name,
         fields,
         bases=(Node,) if model.keyed_by_one else (),
         description=model.description or f"A row of {model.table.fullname}.",
+        directives=(key,) if federation else (),
     )
 
     b.define(

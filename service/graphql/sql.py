@@ -43,6 +43,7 @@ from service.graphql.plan import (
     Cursor,
     EdgeNode,
     Edges,
+    EntityLookup,
     GroupedAggregates,
     GroupKeys,
     NodeIdField,
@@ -159,6 +160,40 @@ def decode_node_id(catalog: Catalog, value: Any) -> tuple[str, str]:
         return type_name, _check_value(model.primary_key, key)
     except (binascii.Error, UnicodeDecodeError, KeyError, ValueError):
         raise BadUserInput("invalid nodeId", field="nodeId") from None
+
+
+def entity_keys(catalog: Catalog, representations: Any) -> str:
+    """A router's representations (`{"__typename": "Post", "id": ...}`) checked against the
+    models, as the JSON list `[["Post", "<id>"], ...]` that `Emitter.entities` reads: each
+    type name, then the values of its key's columns in their order, as text."""
+    if not isinstance(representations, list):
+        raise BadUserInput("representations must be a list", field="representations")
+    keys: list[list[str]] = []
+    for index, representation in enumerate(representations):
+        where = f"representations[{index}]"
+        if not isinstance(representation, dict):
+            raise BadUserInput(f"{where} must be an object", field="representations")
+        type_name = representation.get("__typename")
+        model = catalog.models.get(type_name) if isinstance(type_name, str) else None
+        if model is None:
+            raise BadUserInput(
+                f"{where}: __typename must name an entity of this subgraph, not {type_name!r}",
+                field="representations",
+            )
+        entry = [model.type_name]
+        for column in model.key:
+            value = representation.get(column.field)
+            try:
+                if value is None or isinstance(value, dict | list | bool):
+                    raise ValueError
+                entry.append(_check_value(column, value))
+            except ValueError:
+                raise BadUserInput(
+                    f"{where}: {model.type_name}'s key needs a valid {column.field!r}",
+                    field="representations",
+                ) from None
+        keys.append(entry)
+    return orjson.dumps(keys).decode()
 
 
 def _check_value(column: ColumnInfo, value: Any) -> str:
@@ -849,6 +884,30 @@ class Emitter:
                 f"FROM {model.read_from} {a} WHERE {a}.{_quote(pk.name)} = {key})"
             )
         return f"(CASE {type_param} {' '.join(branches)} END)"
+
+    def entities(self, f: EntityLookup) -> str:
+        """Each representation's row, or null, in the representations' order."""
+        catalog = self.catalog
+        keys = self.bind(lambda v: entity_keys(catalog, f.representations(v)), "text")
+        r = self.alias()
+        branches = []
+        for type_name, selection in f.selections.items():
+            model = catalog[type_name]
+            a = self.alias()
+            match = " AND ".join(
+                f"{a}.{_quote(c.name)} = "
+                + (f"{r}.e->>{i}" if c.sql_type == "text" else f"({r}.e->>{i})::{c.sql_type}")
+                for i, c in enumerate(model.key, start=1)
+            )
+            branches.append(
+                f"WHEN {_literal(type_name)} THEN (SELECT {self.object(selection, a)} "
+                f"FROM {model.read_from} {a} WHERE {match})"
+            )
+        return (
+            f"(SELECT coalesce(json_agg(CASE {r}.e->>0 {' '.join(branches)} END "
+            f"ORDER BY {r}.i), '[]'::json) "
+            f"FROM jsonb_array_elements({keys}::jsonb) WITH ORDINALITY AS {r}(e, i))"
+        )
 
     def exists(self, w: Write) -> str:
         """Is the row an update or delete names visible to the caller?"""

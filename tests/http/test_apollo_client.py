@@ -10,16 +10,13 @@ Without node the test is skipped on a developer's machine and fails in CI (CI=tr
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from typing import Any
 
-import orjson
 import pytest
 
 from tests.http.test_graphiql_browser import sign_token
 from tests.served import served
-from tests.support import ROOT, Server, service_env
+from tests.support import ROOT, Server, node_for_e2e, run_e2e_spec, service_env
 
 SPEC = ROOT / "tests" / "e2e" / "apollo.spec.mjs"
 APOLLO = ROOT / "graphiql" / "node_modules" / "@apollo" / "client"
@@ -28,34 +25,18 @@ JWT_SECRET = "apollo-e2e-secret-apollo-e2e-secret-0123"
 
 @pytest.fixture(scope="module")
 def observed(postgres: Server, template: str) -> dict[str, Any]:
-    # The venv's Node.js first, as ./dev puts it on PATH: the WebSocket link needs Node 22's
-    # built-in WebSocket, and a machine's own node may be older.
-    node = shutil.which("node", path=f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}")
-    if node is None:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail("CI must run the Apollo Client test, but node is not on PATH")
-        pytest.skip("node is not on PATH (./dev puts the venv's Node.js there)")
-    if not APOLLO.is_dir():
-        pytest.fail("@apollo/client is not installed: run graphiql/build.sh (it runs npm ci)")
+    node = node_for_e2e("Apollo Client", APOLLO)
     name = f"apollo_e2e_{os.getpid()}"
     postgres.run(f"CREATE DATABASE {name} TEMPLATE {template}")
     url = postgres.url(name)
     try:
         with served(url, JWT_SECRET=JWT_SECRET) as base:
             token = sign_token(service_env(DATABASE_URL=url.sqlalchemy, JWT_SECRET=JWT_SECRET))
-            result = subprocess.run(
-                [node, str(SPEC)],
-                cwd=ROOT,
-                env={**os.environ, "APOLLO_E2E_BASE_URL": base, "APOLLO_E2E_TOKEN": token},
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
+            summary: dict[str, Any] = run_e2e_spec(
+                node, SPEC, APOLLO_E2E_BASE_URL=base, APOLLO_E2E_TOKEN=token
             )
     finally:
         postgres.run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    assert result.returncode == 0, result.stdout + result.stderr
-    summary: dict[str, Any] = orjson.loads(result.stdout.strip().splitlines()[-1])
     return summary
 
 
