@@ -58,6 +58,7 @@ from service.http.rest import ROUTE as REST_ROUTE
 from service.http.sse import EventStreams
 from service.http.websocket import GraphQLWebSocket
 from service.logs import setup_logging
+from service.schedules import EventScheduler
 from service.settings import Settings, get_settings
 from service.tracing import Tracing
 
@@ -146,6 +147,7 @@ def create_app(
         url = DatabaseURL.parse(settings.database_url)
         tasks: list[asyncio.Task[None]] = []
         state.event_deliveries = None
+        state.event_schedules = None
         state.replica_watch = None
         if launch is None:
             await _serve_database(app, url, settings)
@@ -165,6 +167,8 @@ def create_app(
             state.shutting_down = True
             if state.event_deliveries is not None:
                 tasks.append(state.event_deliveries)
+            if state.event_schedules is not None:
+                tasks.append(state.event_schedules)
             if state.replica_watch is not None:
                 tasks.append(state.replica_watch)
             for task in tasks:
@@ -322,7 +326,8 @@ async def _launch(app: Starlette, launch: Launch, url: DatabaseURL, settings: Se
 
 async def _serve_database(app: Starlette, url: DatabaseURL, settings: Settings) -> None:
     """The request pools, and the background work beside them: the read replica's watch
-    (with DATABASE_READ_URL, db/pool.py) and event deliveries (with EVENT_WEBHOOKS)."""
+    (with DATABASE_READ_URL, db/pool.py), event deliveries (with EVENT_WEBHOOKS) and
+    scheduled events (with EVENT_SCHEDULES)."""
     pools = app.state.pools = await create_pools(url, settings)
     if pools.replica is not None:
         app.state.replica_watch = asyncio.create_task(pools.watch_replica())
@@ -348,6 +353,13 @@ def _deliver_events(app: Starlette, settings: Settings) -> None:
     )
     deliverer = EventDeliverer(DatabaseURL.parse(url), webhooks)
     app.state.event_deliveries = asyncio.create_task(deliverer.run())
+    if settings.event_schedules:
+        scheduler = EventScheduler(
+            DatabaseURL.parse(url),
+            settings.event_schedules,
+            grace_seconds=settings.event_schedule_grace_seconds,
+        )
+        app.state.event_schedules = asyncio.create_task(scheduler.run())
 
 
 def _refresh_pool_metrics(app: Starlette) -> None:

@@ -55,7 +55,7 @@ FROM (
 ) AS due
 WHERE e.id = due.id
 RETURNING e.id, e.trigger_name, e.table_schema, e.table_name, e.operation,
-    e.old::text, e.new::text, e.claims::text, e.created_at, e.tries
+    e.old::text, e.new::text, e.claims::text, e.created_at, e.tries, e.scheduled_for
 """
 # Delivered events go after EVENT_RETENTION_DAYS; those given up stay, to be looked at and
 # sent again (`service events`, db/event_log.py).
@@ -193,7 +193,18 @@ class EventDeliverer:
 
 
 def _payload(event: asyncpg.Record) -> bytes:
-    """What a webhook receives: the change, who made it, and which try this is."""
+    """What a webhook receives: the change, who made it, and which try this is; for a
+    schedule's event (schedules.py), the time it is for."""
+    if event["scheduled_for"] is not None:
+        return orjson.dumps(
+            {
+                "id": event["id"],
+                "trigger": event["trigger_name"],
+                "scheduledFor": event["scheduled_for"],
+                "createdAt": event["created_at"],
+                "try": event["tries"],
+            }
+        )
 
     def json_or_none(text: str | None) -> Any:
         return None if text is None else orjson.Fragment(text)

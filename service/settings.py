@@ -104,6 +104,11 @@ class Settings(BaseSettings):
     # bodies signed with the secret when set; a delivery tried at most `max_tries` times,
     # waiting `retry_seconds`, then twice as long each time; delivered events kept this long.
     event_webhooks: dict[str, str] = {}
+    # Scheduled events (service/schedules.py): {"name": "cron schedule"} (UTC), each sent to
+    # EVENT_WEBHOOKS' webhook of the same name; a time missed while no process ran is still
+    # sent when at most `grace` seconds old.
+    event_schedules: dict[str, str] = {}
+    event_schedule_grace_seconds: float = Field(60.0, ge=0)
     event_webhook_secret: SecretStr | None = None
     event_max_tries: int = Field(8, ge=1)
     event_retry_seconds: float = Field(10.0, gt=0)
@@ -163,6 +168,18 @@ class Settings(BaseSettings):
                 raise ValueError(f"the webhook of {trigger!r} must be an http(s) URL")
         return value
 
+    @field_validator("event_schedules")
+    @classmethod
+    def _schedules_are_cron(cls, value: dict[str, str]) -> dict[str, str]:
+        from service.schedules import cron_expression
+
+        for name, text in value.items():
+            try:
+                cron_expression(text)
+            except ValueError as error:
+                raise ValueError(f"the schedule of {name!r}: {error}") from None
+        return value
+
     @field_validator("database_url", "migration_database_url", "database_read_url")
     @classmethod
     def _empty_url_is_unset(cls, value: str | None) -> str | None:
@@ -182,6 +199,11 @@ class Settings(BaseSettings):
         if self.database_read_url and not self.database_url:
             raise ValueError(
                 "DATABASE_READ_URL needs DATABASE_URL (the embedded PostgreSQL has no replica)"
+            )
+        unsent = sorted(set(self.event_schedules) - set(self.event_webhooks))
+        if unsent:
+            raise ValueError(
+                f"EVENT_SCHEDULES names {', '.join(unsent)} without a webhook in EVENT_WEBHOOKS"
             )
         if self.default_page_size > self.max_page_size:
             raise ValueError("DEFAULT_PAGE_SIZE must not exceed MAX_PAGE_SIZE")

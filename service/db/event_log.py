@@ -20,7 +20,8 @@ GROUP BY trigger_name
 ORDER BY trigger_name
 """
 _GIVEN_UP = """
-SELECT id, trigger_name, operation, table_schema, table_name, tries, last_error, given_up_at
+SELECT id, trigger_name, operation, table_schema, table_name, scheduled_for, tries,
+    last_error, given_up_at
 FROM events.event_log
 WHERE given_up_at IS NOT NULL AND ($1::text IS NULL OR trigger_name = $1)
 ORDER BY given_up_at DESC, id DESC
@@ -49,7 +50,7 @@ class TriggerCounts:
 class GivenUp:
     id: int
     trigger: str
-    change: str  # "INSERT public.comments"
+    change: str  # "INSERT public.comments", or "scheduled for 2026-12-08T03:00:00+00:00"
     tries: int
     last_error: str | None
     given_up_at: str
@@ -70,7 +71,7 @@ async def read_log(
             GivenUp(
                 r["id"],
                 r["trigger_name"],
-                f"{r['operation']} {r['table_schema']}.{r['table_name']}",
+                _change(r),
                 r["tries"],
                 r["last_error"],
                 r["given_up_at"].isoformat(timespec="seconds"),
@@ -80,6 +81,12 @@ async def read_log(
     finally:
         await connection.close()
     return counts, given_up
+
+
+def _change(event: asyncpg.Record) -> str:
+    if event["scheduled_for"] is not None:
+        return f"scheduled for {event['scheduled_for'].isoformat()}"
+    return f"{event['operation']} {event['table_schema']}.{event['table_name']}"
 
 
 async def send_again(
