@@ -62,6 +62,8 @@ class Authenticator:
     def __init__(self, settings: Settings) -> None:
         self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
         self.audience = settings.jwt_audience
+        self.issuer = settings.jwt_issuer
+        self.role_claim = tuple(settings.jwt_role_claim)
         self.leeway = settings.jwt_leeway_seconds
         self.allowed_roles = set(settings.jwt_allowed_roles)
         secret = settings.jwt_secret.get_secret_value()
@@ -89,7 +91,9 @@ class Authenticator:
         if scheme.lower() != "bearer" or not token.strip():
             raise InvalidToken("expected `Authorization: Bearer <token>`")
         claims = await self.verify(token.strip())
-        role = str(claims.get("role") or "authenticated")
+        role = claim_at(claims, self.role_claim) or "authenticated"
+        if not isinstance(role, str):
+            raise InvalidToken(f"the role claim ({'.'.join(self.role_claim)}) is not a string")
         if role not in self.allowed_roles:
             raise InvalidToken(f"role {role!r} is not allowed")
         # Supabase's anon key has no subject; every other role acts as a user, whose id
@@ -121,8 +125,12 @@ class Authenticator:
                 key,
                 algorithms=algorithms,
                 audience=self.audience,
+                issuer=self.issuer,
                 leeway=self.leeway,
-                options={"require": _REQUIRED_CLAIMS, "verify_aud": self.audience is not None},
+                options={
+                    "require": _REQUIRED_CLAIMS + (["iss"] if self.issuer else []),
+                    "verify_aud": self.audience is not None,
+                },
             )
         except jwt.ExpiredSignatureError:
             raise InvalidToken("token expired") from None
@@ -130,6 +138,10 @@ class Authenticator:
             raise InvalidToken("token not valid yet") from None
         except jwt.InvalidAudienceError:
             raise InvalidToken("token audience not accepted") from None
+        except jwt.InvalidIssuerError:
+            raise InvalidToken("token issuer not accepted") from None
+        except jwt.MissingRequiredClaimError as missing:
+            raise InvalidToken(f"token has no `{missing.claim}` claim") from None
         except jwt.PyJWTError:
             raise InvalidToken("invalid token") from None
         return claims
@@ -180,6 +192,16 @@ class _KeySource:
         self.keys = {k.key_id: k.key for k in key_set.keys}
 
 
+def claim_at(claims: dict[str, Any], path: tuple[str, ...]) -> Any:
+    """The claim a path of keys names in nested claims (JWT_ROLE_CLAIM), or None."""
+    value: Any = claims
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
 def _is_uuid(value: Any) -> bool:
     try:
         uuid.UUID(str(value))
@@ -202,9 +224,16 @@ def issue_token(
 ) -> str:
     """A development token signed with JWT_SECRET (what `service token` prints)."""
     now = int(time.time())
-    claims: dict[str, Any] = {"sub": sub, "role": role, "iat": now, "exp": now + ttl_seconds}
+    claims: dict[str, Any] = {"sub": sub, "iat": now, "exp": now + ttl_seconds}
+    *parents, last = settings.jwt_role_claim  # where the service reads the role back
+    place = claims
+    for key in parents:
+        place = place.setdefault(key, {})
+    place[last] = role
     if email:
         claims["email"] = email
     if settings.jwt_audience:
         claims["aud"] = settings.jwt_audience
+    if settings.jwt_issuer:
+        claims["iss"] = settings.jwt_issuer
     return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm="HS256")

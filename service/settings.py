@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     jwt_jwks_url: str | None = None
     jwt_jwks_file: Path | None = None
     jwt_audience: str | None = "authenticated"
+    # The issuer (`iss`) tokens must name, when set (an identity provider's URL, say).
+    jwt_issuer: str | None = None
+    # Where a token names its role: a claim, or a path into nested claims (`app_metadata.role`;
+    # a JSON list of keys when a key has dots: ["https://example.com/claims", "role"]).
+    jwt_role_claim: Annotated[list[str], NoDecode] = ["role"]
     jwt_leeway_seconds: int = Field(30, ge=0)
     jwt_allowed_roles: list[str] = ["anon", "authenticated"]
 
@@ -158,6 +163,22 @@ class Settings(BaseSettings):
             if text.startswith("["):
                 return json.loads(text)
             return [origin.strip() for origin in text.split(",") if origin.strip()]
+        return value
+
+    @field_validator("jwt_role_claim", mode="before")
+    @classmethod
+    def _role_claim_path(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else text.split(".")
+        if (
+            not isinstance(value, list)
+            or not value
+            or not all(isinstance(key, str) and key for key in value)
+        ):
+            raise ValueError(
+                "must name a claim: `role`, `app_metadata.role` or a JSON list of keys"
+            )
         return value
 
     @field_validator("event_webhooks")

@@ -195,3 +195,56 @@ async def test_a_token_that_verified_before_is_refused_once_it_expires(user_db):
         assert (await viewer(http, short)).json() == {"data": {"viewer": {"id": USER}}}
         time.sleep(2.5)
         assert (await viewer(http, short)).status_code == 401
+
+
+ISSUER = "https://id.example.com/"
+
+
+async def test_with_jwt_issuer_only_tokens_naming_that_issuer_verify(user_db):
+    async with RunningService(user_db, jwt_issuer=ISSUER) as http:
+        named = jwt.encode(claims(iss=ISSUER), DEFAULT_JWT_SECRET, "HS256")
+        assert (await viewer(http, named)).json() == {"data": {"viewer": {"id": USER}}}
+        for overrides, problem in (
+            ({"iss": "https://other.example.com/"}, "token issuer not accepted"),
+            ({}, "token has no `iss` claim"),
+        ):
+            token = jwt.encode(claims(**overrides), DEFAULT_JWT_SECRET, "HS256")
+            response = await viewer(http, token)
+            assert response.status_code == 401
+            assert response.json()["errors"][0]["message"] == problem
+
+
+def namespaced(role: Any) -> dict[str, Any]:
+    """Claims naming the role as Auth0 does: under a namespaced key (whose name has dots)."""
+    return claims(role=None, **{"https://app.example.com/claims": {"role": role}})
+
+
+async def test_the_role_is_read_where_jwt_role_claim_points(user_db, monkeypatch):
+    # A JSON list of keys, as a key with dots needs; read from the environment as deployed.
+    monkeypatch.setenv("JWT_ROLE_CLAIM", '["https://app.example.com/claims", "role"]')
+    async with RunningService(user_db) as http:
+
+        async def status_and_viewer(token_claims: dict[str, Any]) -> tuple[int, Any]:
+            response = await viewer(http, jwt.encode(token_claims, DEFAULT_JWT_SECRET, "HS256"))
+            return response.status_code, response.json().get("data")
+
+        assert await status_and_viewer(namespaced("authenticated")) == (
+            200,
+            {"viewer": {"id": USER}},
+        )
+        # the role read there must be allowed; the top-level `role` is not read any more
+        assert (await status_and_viewer(namespaced("service_role")))[0] == 401
+        top_level = {**namespaced("authenticated"), "role": "service_role"}
+        assert await status_and_viewer(top_level) == (200, {"viewer": {"id": USER}})
+        assert (await status_and_viewer(namespaced(["authenticated"])))[0] == 401
+
+
+async def test_a_dotted_role_claim_names_nested_claims(user_db):
+    nested = jwt.encode(
+        claims(role=None, app_metadata={"role": "service_role"}), DEFAULT_JWT_SECRET, "HS256"
+    )
+    async with RunningService(user_db, jwt_role_claim="app_metadata.role") as http:
+        assert (await viewer(http, nested)).status_code == 401  # a role not allowed
+    async with RunningService(user_db) as http:  # by default `role`: absent, so authenticated
+        response = await viewer(http, nested)
+        assert response.json() == {"data": {"viewer": {"id": USER}}}
