@@ -13,8 +13,10 @@ import keyword
 import sys
 import types
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import partial
 from typing import Annotated, Any, Final
 
 import strawberry
@@ -138,7 +140,6 @@ class PageInfo:
 class GeneratedSchema:
     schema: strawberry.Schema
     catalog: Catalog
-    federation: bool = False
 
     def sdl(self) -> str:
         """The schema as `service schema` prints it; a subgraph's as its `_service` tells a
@@ -301,26 +302,21 @@ def build_schema(catalog: Catalog, *, federation: bool = False) -> GeneratedSche
     )
     b.finish()
     object_types = [b.ns[m.type_name] for m in catalog]
-    if federation:
-        # Strawberry adds `_service` and `_entities`; the service answers both itself
-        # (plan.py: `_entities` is compiled into the operation's statement like `node`).
-        schema: strawberry.Schema = strawberry.federation.Schema(
-            query=query,
-            mutation=mutation,
-            subscription=subscription,
-            types=object_types,
-            directives=[cached],  # type: ignore[list-item]  # (typed narrower than Schema's)
-            federation_version=FEDERATION_VERSION,
-        )
-    else:
-        schema = strawberry.Schema(
-            query=query,
-            mutation=mutation,
-            subscription=subscription,
-            types=object_types,
-            directives=[cached],
-        )
-    return GeneratedSchema(schema=schema, catalog=catalog, federation=federation)
+    # A subgraph: Strawberry adds `_service` and `_entities`, which the service answers itself
+    # (plan.py: `_entities` is compiled into the operation's statement like `node`).
+    make_schema: Callable[..., strawberry.Schema] = (
+        partial(strawberry.federation.Schema, federation_version=FEDERATION_VERSION)
+        if federation
+        else strawberry.Schema
+    )
+    schema = make_schema(
+        query=query,
+        mutation=mutation,
+        subscription=subscription,
+        types=object_types,
+        directives=[cached],
+    )
+    return GeneratedSchema(schema=schema, catalog=catalog)
 
 
 @strawberry.directive(
