@@ -27,11 +27,12 @@ import httpx
 import orjson
 from prometheus_client import Counter
 
+from service.db.background import keep_connected
+from service.db.event_log import CHANNEL
 from service.db.url import DatabaseURL
 
 log = logging.getLogger("service.events")
 
-CHANNEL = "events"  # what events.capture() notifies
 SIGNATURE_HEADER = "X-Event-Signature"
 APPLICATION_NAME = "service events"
 
@@ -97,50 +98,35 @@ class EventDeliverer:
         self.url = url
         self.webhooks = webhooks
         self._wake = asyncio.Event()
-        self._pause = 0.5  # after a failure; doubled while they last
 
     async def run(self) -> None:
         """Deliver until cancelled; a lost database connection is made again."""
         async with httpx.AsyncClient(timeout=self.webhooks.timeout_seconds) as client:
-            while True:
-                try:
-                    await self._serve(client)
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                    log.warning("event deliveries paused: %r; again in %.1f s", error, self._pause)
-                except Exception:
-                    log.exception("event deliveries failed; again in %.1f s", self._pause)
-                await asyncio.sleep(self._pause)
-                self._pause = min(self._pause * 2, 30.0)
+            await keep_connected(
+                self.url,
+                APPLICATION_NAME,
+                lambda connection: self._serve(connection, client),
+                what="event deliveries",
+            )
 
-    async def _serve(self, client: httpx.AsyncClient) -> None:
-        kwargs = self.url.asyncpg_kwargs()
-        # named, for pg_stat_activity
-        kwargs["server_settings"] = {
-            **kwargs.get("server_settings", {}),
-            "application_name": APPLICATION_NAME,
-        }
-        connection = await asyncpg.connect(**kwargs)
-        try:
-            await connection.add_listener(CHANNEL, lambda *_: self._wake.set())
-            log.info("delivering events of %s", ", ".join(sorted(self.webhooks.urls)))
-            self._pause = 0.5
-            cleaned = 0.0
-            while True:
-                self._wake.clear()
-                leased = await self._lease(connection)
-                # sent at once; their answers recorded one by one (one connection)
-                answers = await asyncio.gather(*(self._send(client, e) for e in leased))
-                for event, (status, error) in zip(leased, answers, strict=True):
-                    await self._record(connection, event, status, error)
-                now = time.monotonic()
-                if now - cleaned > _CLEANUP_SECONDS:
-                    await connection.execute(_CLEANUP, self.webhooks.retention_days)
-                    cleaned = now
-                if len(leased) < self.webhooks.batch:  # none left due: wait for news
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.webhooks.poll_seconds)
-        finally:
-            await connection.close()
+    async def _serve(self, connection: asyncpg.Connection, client: httpx.AsyncClient) -> None:
+        await connection.add_listener(CHANNEL, lambda *_: self._wake.set())
+        log.info("delivering events of %s", ", ".join(sorted(self.webhooks.urls)))
+        cleaned = 0.0
+        while True:
+            self._wake.clear()
+            leased = await self._lease(connection)
+            # sent at once; their answers recorded one by one (one connection)
+            answers = await asyncio.gather(*(self._send(client, e) for e in leased))
+            for event, (status, error) in zip(leased, answers, strict=True):
+                await self._record(connection, event, status, error)
+            now = time.monotonic()
+            if now - cleaned > _CLEANUP_SECONDS:
+                await connection.execute(_CLEANUP, self.webhooks.retention_days)
+                cleaned = now
+            if len(leased) < self.webhooks.batch:  # none left due: wait for news
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.webhooks.poll_seconds)
 
     async def _lease(self, connection: asyncpg.Connection) -> list[asyncpg.Record]:
         # leased for longer than a request may take: then another deliverer may try it

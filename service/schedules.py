@@ -18,6 +18,8 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from cronsim import CronSim, CronSimError
 
+from service.db.background import keep_connected
+from service.db.event_log import CHANNEL
 from service.db.url import DatabaseURL
 
 log = logging.getLogger("service.events")
@@ -71,48 +73,25 @@ class EventScheduler:
         self.grace = timedelta(seconds=grace_seconds)
         # times up to this one are written (by this process or another), or skipped
         self.written_until = datetime.now(UTC) - self.grace
-        self._pause = 0.5  # after a failure; doubled while they last
 
     async def run(self) -> None:
         """Write the schedules' events until cancelled; a lost connection is made again."""
+        await keep_connected(self.url, APPLICATION_NAME, self._serve, what="scheduled events")
+
+    async def _serve(self, connection: asyncpg.Connection) -> None:
+        log.info("writing the events of schedules %s", ", ".join(sorted(self.schedules)))
+        # Times that passed while the database was out of reach count as missed: only the
+        # grace's are written late (at the start: those before the process ran).
+        self.written_until = max(self.written_until, datetime.now(UTC) - self.grace)
         while True:
-            try:
-                await self._serve()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                log.warning("scheduled events paused: %r; again in %.1f s", error, self._pause)
-            except Exception:
-                log.exception("scheduled events failed; again in %.1f s", self._pause)
-            await asyncio.sleep(self._pause)
-            self._pause = min(self._pause * 2, 30.0)
-
-    async def _serve(self) -> None:
-        # Imported here: settings.py reads schedules through this module, and events.py loads
-        # prometheus_client, which must not load before `service serve` sets its folder.
-        from service.events import CHANNEL
-
-        kwargs = self.url.asyncpg_kwargs()
-        kwargs["server_settings"] = {
-            **kwargs.get("server_settings", {}),
-            "application_name": APPLICATION_NAME,
-        }
-        connection = await asyncpg.connect(**kwargs)
-        try:
-            log.info("writing the events of schedules %s", ", ".join(sorted(self.schedules)))
-            self._pause = 0.5
-            # Times that passed while the database was out of reach count as missed: only
-            # the grace's are written late (at the start: those before the process ran).
-            self.written_until = max(self.written_until, datetime.now(UTC) - self.grace)
-            while True:
-                now = datetime.now(UTC)
-                since = self.written_until
-                for name, expression in self.schedules.items():
-                    times = list(times_between(expression, since, now))
-                    if times and await connection.fetch(_WRITE, name, times):
-                        await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, name)
-                self.written_until = now
-                await asyncio.sleep(self._until_next(now))
-        finally:
-            await connection.close()
+            now = datetime.now(UTC)
+            since = self.written_until
+            for name, expression in self.schedules.items():
+                times = list(times_between(expression, since, now))
+                if times and await connection.fetch(_WRITE, name, times):
+                    await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, name)
+            self.written_until = now
+            await asyncio.sleep(self._until_next(now))
 
     def _until_next(self, now: datetime) -> float:
         upcoming = min(next(CronSim(e, now)) for e in self.schedules.values())

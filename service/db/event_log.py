@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import asyncpg
 
 from service.db.url import DatabaseURL
-from service.events import CHANNEL
+
+CHANNEL = "events"  # what events.capture() notifies at commit (migration 0008)
 
 _SUMMARY = """
 SELECT trigger_name,
