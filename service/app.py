@@ -331,12 +331,13 @@ async def _serve_database(app: Starlette, url: DatabaseURL, settings: Settings) 
     pools = app.state.pools = await create_pools(url, settings)
     if pools.replica is not None:
         app.state.replica_watch = asyncio.create_task(pools.watch_replica())
-    _deliver_events(app, settings)
+    _start_event_workers(app, settings)
 
 
-def _deliver_events(app: Starlette, settings: Settings) -> None:
-    """With EVENT_WEBHOOKS, this process delivers event triggers' events (events.py), over
-    its own connection straight to PostgreSQL (LISTEN): MIGRATION_DATABASE_URL's, else
+def _start_event_workers(app: Starlette, settings: Settings) -> None:
+    """With EVENT_WEBHOOKS, this process delivers the event log's events (events.py), and
+    with EVENT_SCHEDULES writes the schedules' events into it (schedules.py), each over its
+    own connection straight to PostgreSQL (LISTEN): MIGRATION_DATABASE_URL's, else
     DATABASE_URL's."""
     if not settings.event_webhooks:
         return
