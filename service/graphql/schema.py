@@ -136,6 +136,17 @@ class PageInfo:
     end_cursor: str | None
 
 
+# Every Relay-style subgraph has a PageInfo of this shape. In a supergraph a type that two
+# subgraphs define must be @shareable in both, so a subgraph's PageInfo says it may be shared.
+@strawberry.federation.type(
+    name="PageInfo",
+    shareable=True,
+    description="Where a page of a connection sits in the whole list.",
+)
+class SharedPageInfo(PageInfo):
+    pass
+
+
 @dataclass
 class GeneratedSchema:
     schema: strawberry.Schema
@@ -283,6 +294,8 @@ def build_schema(catalog: Catalog, *, federation: bool = False) -> GeneratedSche
         )
     _define_scalar_filter(b, "JSON", "JSON", _JSON_OPERATORS)
     _define_enums(b, catalog)
+    if federation:
+        b.ns["PageInfo"] = SharedPageInfo
     for model in catalog:
         _define_model_types(b, catalog, model, federation=federation)
 

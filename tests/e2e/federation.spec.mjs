@@ -49,6 +49,15 @@ const POSTS = `query Posts($first: Int!) {
   posts(first: $first) { nodes { id title reviews { body } } }
 }`;
 
+// a page from each subgraph, both with the PageInfo type the two subgraphs share
+const PAGES = `query Pages {
+  posts(first: 1) { pageInfo { hasNextPage hasPreviousPage startCursor endCursor } }
+  reviewPage(first: 1) {
+    nodes { body }
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+  }
+}`;
+
 async function run(url, query, variables, authorization) {
   const response = await fetch(url, {
     method: "POST",
@@ -79,6 +88,8 @@ if (url) {
     posts: await run(url, POSTS, { first: Number(env.FEDERATION_E2E_FIRST) }),
     // (c) as (a), as the draft's author: the forwarded token lets the service show the draft
     reviewsAsAuthor: await run(url, REVIEWS, undefined, bearer),
+    // (d) PageInfo from both subgraphs in one operation
+    pages: await run(url, PAGES),
   };
   await server.stop();
 }

@@ -45,7 +45,11 @@ async def test_the_subgraph_sdl_links_federation_and_keys_every_model_by_its_pri
         body = await gql(http, "{ _service { sdl } }")
     sdl = body["data"]["_service"]["sdl"]
     parse(sdl)  # what a router parses
-    assert '@link(url: "https://specs.apollo.dev/federation/v2.0", import: ["@key"])' in sdl
+    assert (
+        '@link(url: "https://specs.apollo.dev/federation/v2.0", import: ["@key", "@shareable"])'
+        in sdl
+    )
+    assert "type PageInfo @shareable {" in sdl  # other subgraphs have one too
     for type_name in ("Post", "Comment", "User"):
         assert f'type {type_name} implements Node @key(fields: "id"' in sdl
     assert "union _Entity = Comment | Post | User" in sdl

@@ -49,6 +49,7 @@ FROM (VALUES ('Published', true, '{AUTHOR}'), ('Draft', false, '{AUTHOR}'),
 POST = "query Post($id: UUID!) { post(id: $id) { id title author { id email } } }"
 FIRST = 10
 POSTS = "query Posts($first: Int!) { posts(first: $first) { nodes { id title } } }"
+PAGE = "{ posts(first: 1) { pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }"
 
 
 @contextmanager
@@ -115,6 +116,7 @@ def observed(postgres: Server, template: str) -> dict[str, Any]:
                 "anonymous": [direct(base, POST, {"id": i}, None)["post"] for i in reviewed],
                 "author": [direct(base, POST, {"id": i}, token)["post"] for i in reviewed],
                 "posts": direct(base, POSTS, {"first": FIRST}, None)["posts"]["nodes"],
+                "page": direct(base, PAGE, {}, None)["posts"]["pageInfo"],
             }
             summary: dict[str, Any] = run_e2e_spec(
                 node,
@@ -127,7 +129,12 @@ def observed(postgres: Server, template: str) -> dict[str, Any]:
     finally:
         postgres.run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     assert summary["composition"] is None, summary  # the gateway composed both subgraphs
-    return {**summary["operations"], "reference": reference, "ids": ids}
+    return {
+        **summary["operations"],
+        "logged": summary["logged"],
+        "reference": reference,
+        "ids": ids,
+    }
 
 
 def test_the_service_hides_the_draft_from_anonymous_callers_only(observed):
@@ -177,3 +184,26 @@ def test_the_gateway_adds_the_reviews_subgraphs_field_to_the_services_posts(obse
     ]
     assert {node["title"] for node in nodes} == {"Published", "Unreviewed"}
     assert observed["posts"] == {"status": 200, "data": {"posts": {"nodes": nodes}}, "errors": None}
+
+
+def test_the_services_page_info_composes_with_another_subgraphs(observed):
+    # Both subgraphs define PageInfo (Relay's shape). Federation 2 composes a type defined twice
+    # only when every definition is @shareable: without it on the service's, the gateway fails.
+    assert observed["logged"] == []  # no composition error, warning or hint
+    assert observed["reference"]["page"]["hasNextPage"] is True  # two published posts
+    assert observed["pages"] == {
+        "status": 200,
+        "data": {
+            "posts": {"pageInfo": observed["reference"]["page"]},
+            "reviewPage": {
+                "nodes": [{"body": "Review 1"}],
+                "pageInfo": {
+                    "hasNextPage": True,
+                    "hasPreviousPage": False,
+                    "startCursor": "0",
+                    "endCursor": "0",
+                },
+            },
+        },
+        "errors": None,
+    }
