@@ -206,6 +206,7 @@ def create_app(
             level=settings.gzip_level, min_bytes=settings.gzip_min_bytes
         ),
         rate_limiter=RateLimiter(settings.rate_limits) if settings.rate_limits else None,
+        read_your_writes_seconds=settings.read_your_writes_seconds,
     )
 
     # Subscriptions over WebSocket and event streams share their polls (live.py).
@@ -245,10 +246,14 @@ def create_app(
     middleware = [observer, shortcut]
     if settings.cors_origins:
         # Outermost: a browser's preflight is answered here, not logged or counted as an
-        # operation. Tokens travel in the Authorization header, so no cookies are allowed.
+        # operation. Tokens travel in the Authorization header, never in cookies: the one
+        # cookie, with a read replica, is read_after (http/graphql.py), which grants nothing.
         cors = Middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
+            allow_credentials=bool(
+                settings.database_read_url and settings.read_your_writes_seconds
+            ),
             allow_methods=list(METHODS) if settings.rest_endpoints_file else ["GET", "POST"],
             allow_headers=[
                 "authorization",

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     # A read replica (a hot standby of DATABASE_URL's database, or a pooler in front of one,
     # as DATABASE_POOLER says): queries and subscriptions run there, mutations on DATABASE_URL.
     database_read_url: str | None = None
+    # With a read replica: for this long after a mutation, the caller's reads run on the
+    # replica only once it has replayed the mutation (a cookie carries how far); 0: never.
+    read_your_writes_seconds: int = Field(30, ge=0)
 
     # Shutdown on SIGTERM: /readyz turns 503 at once; the listener stays open for
     # `shutdown_drain_seconds` (load balancers notice), then in-flight requests get up to

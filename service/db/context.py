@@ -45,18 +45,26 @@ def _set_caller(principal: Principal, *, local: bool) -> str:
 
 
 class ServiceConnection(asyncpg.Connection):  # type: ignore[misc]
-    """A pooled connection that knows which caller its session is set up for.
+    """A pooled connection that knows which caller its session is set up for (and, to a
+    standby, how far that standby has replayed).
 
     Methods, not attributes: the pool hands out proxies that pass method calls through.
     """
 
     _caller: str | None = None  # role + claims, or None when unknown
+    _replayed = 0  # on a standby: the furthest WAL replay seen (db/wal.py)
 
     def caller(self) -> str | None:
         return self._caller
 
     def remember_caller(self, key: str | None) -> None:
         self._caller = key
+
+    def replayed(self) -> int:
+        return self._replayed
+
+    def saw_replay(self, position: int) -> None:
+        self._replayed = max(self._replayed, position)
 
 
 async def start_as_anonymous(connection: asyncpg.Connection) -> None:

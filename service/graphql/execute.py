@@ -155,6 +155,9 @@ class Result:
     # a stream subscription's run: the cursor of its last row (None: no rows came) and
     # whether more rows follow already
     stream: tuple[str | None, bool] | None = None
+    # a mutation's, with a read replica: how far the primary's WAL went once it committed
+    # (db/wal.py), for the caller's next reads
+    written: int | None = None
 
 
 class Runner:

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import asyncpg
 import orjson
 from starlette.datastructures import QueryParams
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import ClientDisconnect, Request, cookie_parser
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -21,6 +21,13 @@ from service.db.context import CallerContext
 from service.db.explain import Explanations, explain_mode
 from service.db.line import ConnectionSetupFailed, NoConnectionInTime
 from service.db.pool import Pools
+from service.db.wal import (
+    BEHIND,
+    once_replayed,
+    parse_position,
+    position_text,
+    written_up_to,
+)
 from service.graphql.errors import (
     DATABASE_BUSY,
     DATABASE_UNAVAILABLE,
@@ -33,6 +40,7 @@ from service.graphql.execute import Document, Executor, Result
 from service.http.compress import ResponseCompression
 from service.http.graphiql import graphiql_response, wants_graphiql
 from service.http.live import Batch, Outcome
+from service.http.metrics import READS_AFTER_WRITES
 from service.http.negotiate import wants_event_stream
 from service.http.observe import CLIENT_CLOSED
 from service.http.persisted import PersistedQueries
@@ -129,8 +137,12 @@ _READ_HEADERS = frozenset(
         b"content-type",
         b"content-length",
         b"x-explain",
+        b"cookie",
     )
 )
+
+# Where the caller's last mutation left the primary's WAL (db/wal.py), while it matters.
+READ_AFTER_COOKIE = "read_after"
 
 
 def _headers(scope: Scope) -> dict[bytes, str]:
@@ -158,6 +170,7 @@ class GraphQLEndpoint:
         allow_explain: bool = False,
         response_cache: ResponseCache | None = None,
         rate_limiter: RateLimiter | None = None,
+        read_your_writes_seconds: int = 0,
     ) -> None:
         self.executor = executor
         self.authenticator = authenticator
@@ -173,6 +186,7 @@ class GraphQLEndpoint:
         self.allow_explain = allow_explain  # the X-Explain header (db/explain.py)
         self.response_cache = response_cache  # answers of queries marked @cached
         self.rate_limiter = rate_limiter  # RATE_LIMITS, when set
+        self.read_your_writes_seconds = read_your_writes_seconds  # with a read replica
         # Event streams (sse.py), when the app serves them: set once both exist.
         self.events: EventStreamServer | None = None
 
@@ -257,15 +271,18 @@ class GraphQLEndpoint:
             limited = self.over_limit(principal, scope, media_type, cost)
             if limited is not None:
                 return limited
+        read_after = self.read_after(pools, headers.get(b"cookie"))
         if isinstance(params, list):
-            return await self._answer_batch(scope, pools, principal, params, media_type, explain)
+            return await self._answer_batch(
+                scope, pools, principal, params, media_type, explain, read_after
+            )
         query, operation_name, variables = params
         prepared = self.executor.prepare(query, operation_name)
         if from_url and prepared.is_mutation:
             return _error("mutations need POST", 405, media_type).with_header("Allow", "POST")
         try:
             result, freshness = await self.run_request(
-                pools, principal, prepared, variables, explain
+                pools, principal, prepared, variables, explain, read_after
             )
         except OperationFailed as failed:
             return failed.reply(media_type)
@@ -274,7 +291,30 @@ class GraphQLEndpoint:
         status = (
             400 if result.outcome == "request_error" and media_type == GRAPHQL_RESPONSE else 200
         )
-        return Reply(status, result.body, media_type, freshness)
+        reply = Reply(status, result.body, media_type, freshness)
+        return self.with_written(reply, result.written, scope)
+
+    def read_after(self, pools: Pools, cookie: str | None) -> int | None:
+        """The WAL position of the caller's recent write, from the request's cookie, when a
+        read replica may not have replayed it yet; None when there is none or nothing to
+        wait for. A cookie that names no position is ignored, like a missing one."""
+        if pools.replica is None or not self.read_your_writes_seconds or not cookie:
+            return None
+        return parse_position(cookie_parser(cookie).get(READ_AFTER_COOKIE, ""))
+
+    def with_written(self, reply: Reply, written: int | None, scope: Scope) -> Reply:
+        """`reply` telling the client how far its write went, for its next reads (a cookie,
+        which browsers, HTTP clients' sessions and mobile platforms send back by
+        themselves). It grants nothing: a forged one only sends reads to the primary."""
+        if written is None:
+            return reply
+        cookie = (
+            f"{READ_AFTER_COOKIE}={position_text(written)}; Max-Age="
+            f"{self.read_your_writes_seconds}; Path=/; HttpOnly; SameSite=Lax"
+        )
+        if scope.get("scheme") == "https":
+            cookie += "; Secure"
+        return reply.with_header("Set-Cookie", cookie)
 
     def over_limit(
         self, principal: Principal, scope: Scope, media_type: str, cost: int = 1
@@ -298,16 +338,21 @@ class GraphQLEndpoint:
         prepared: Document,
         variables: dict[str, Any] | None,
         explain: str | None,
+        read_after: int | None = None,
     ) -> tuple[Result, tuple[tuple[str, str], ...]]:
         """An operation sent over HTTP: through the response cache when it is marked
         `@cached` (unless explained: the plans are of this run), with the headers that say
-        how long its answer may be reused."""
+        how long its answer may be reused. `read_after`: the position of the caller's recent
+        write (db/wal.py)."""
         cache = self.response_cache
         ttl = None if cache is None or explain is not None else cache.ttl(prepared, variables)
         if ttl is None:
-            return await self.run(pools, principal, prepared, variables, explain=explain), ()
+            result = await self.run(
+                pools, principal, prepared, variables, explain=explain, read_after=read_after
+            )
+            return result, ()
         assert cache is not None
-        run = partial(self.run, pools, principal, prepared, variables)
+        run = partial(self.run, pools, principal, prepared, variables, read_after=read_after)
         try:
             answer = await cache.answer(prepared, variables, principal, ttl, run)
         except ApiError as error:
@@ -363,11 +408,13 @@ class GraphQLEndpoint:
         live: bool = False,
         after: str | None = None,
         explain: str | None = None,
+        read_after: int | None = None,
     ) -> Result:
         """One operation as the caller; `live`: one run of a subscription (a WebSocket's or an
         event stream's), `after`: a stream subscription's cursor, `explain`: the mode of
-        X-Explain, whose plans go in the response's extensions. What is not the client's
-        doing is raised as OperationFailed."""
+        X-Explain, whose plans go in the response's extensions, `read_after`: a position the
+        primary's WAL reached with the caller's recent write, which a read replica must have
+        replayed to run a read. What is not the client's doing is raised as OperationFailed."""
         if prepared.is_subscription and not live:
             return Result(NEEDS_WEBSOCKET, "request_error")
         pool = pools.for_operation(writes=prepared.is_mutation)
@@ -390,6 +437,14 @@ class GraphQLEndpoint:
                 work = explanations.watching(work)
             with tracing.statement() if tracing is not None else _NO_SPAN:
                 try:
+                    if read_after is not None and pool is pools.replica:
+                        checked = once_replayed(read_after, work)
+                        result = await self.caller_context.run(
+                            pool, principal, checked, atomic=atomic
+                        )
+                        if result is not BEHIND:
+                            return result
+                        pool = pools.primary  # for this operation's later statements too
                     return await self.caller_context.run(pool, principal, work, atomic=atomic)
                 except (OSError, asyncpg.InternalClientError, ConnectionSetupFailed):
                     if pool is pools.primary:
@@ -429,7 +484,27 @@ class GraphQLEndpoint:
                 current.set_attribute("service.graphql.outcome", result.outcome)
         if explanations is not None:
             result = replace(result, body=explanations.added_to(result.body))
+        if read_after is not None and not prepared.is_mutation:
+            READS_AFTER_WRITES.labels("replica" if pool is pools.replica else "primary").inc()
+        if prepared.is_mutation and not live and self._replica_may_lag(pools):
+            result = replace(result, written=await self._written_up_to(pools, principal))
         return result
+
+    def _replica_may_lag(self, pools: Pools) -> bool:
+        return pools.replica is not None and self.read_your_writes_seconds > 0
+
+    async def _written_up_to(self, pools: Pools, principal: Principal) -> int | None:
+        """How far the primary's WAL went, now that the mutation committed; None (and the
+        client reads as if it had not written) when the primary cannot say: the write is
+        done, and failing its answer now would only make the client send it again."""
+        try:
+            position: int = await self.caller_context.run(
+                pools.primary, principal, written_up_to, atomic=False
+            )
+        except Exception as error:  # best effort, see above
+            log.warning("could not read the primary's WAL position after a write: %r", error)
+            return None
+        return position
 
     async def _answer_batch(
         self,
@@ -439,6 +514,7 @@ class GraphQLEndpoint:
         items: list[Params | ApiError],
         media_type: str,
         explain: str | None,
+        read_after: int | None,
     ) -> Reply:
         """A batch's requests one after another, each as if sent on its own (its own
         transaction; a mutation before a query is seen by it), answered in their order. A
@@ -447,6 +523,7 @@ class GraphQLEndpoint:
         bodies: list[bytes] = []
         outcomes: list[str] = []
         failed: OperationFailed | None = None
+        written: int | None = None
         for item in items:
             if failed is not None:  # the database is unavailable: the rest are not tried
                 bodies.append(failed.body)
@@ -457,9 +534,12 @@ class GraphQLEndpoint:
             else:
                 prepared = self.executor.prepare(item[0], item[1])
                 try:
-                    result, _ = await self.run_request(pools, principal, prepared, item[2], explain)
+                    result, _ = await self.run_request(
+                        pools, principal, prepared, item[2], explain, read_after
+                    )
                     if prepared.is_mutation:  # the later requests see what it wrote
                         pools = pools.primary_only()
+                        written = max(written or 0, result.written or 0) or None
                 except OperationFailed as error:
                     failed = error if error.status == 503 else None
                     bodies.append(error.body)
@@ -469,7 +549,8 @@ class GraphQLEndpoint:
                     outcomes.append(result.outcome)
         scope["graphql_operation"] = "batch"
         scope["graphql_outcome"] = max(outcomes, key=_SEVERITY.index)
-        return Reply(200, b"[" + b",".join(bodies) + b"]", media_type)
+        reply = Reply(200, b"[" + b",".join(bodies) + b"]", media_type)
+        return self.with_written(reply, written, scope)
 
     async def read_params(
         self, scope: Scope, receive: Receive, headers: dict[bytes, str]

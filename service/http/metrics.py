@@ -63,6 +63,12 @@ READ_REPLICA_USED = Gauge(
     "1 while reads go to the read replica, 0 while it cannot serve and they go to the primary",
     multiprocess_mode="livemin",
 )
+READS_AFTER_WRITES = Counter(
+    "service_db_reads_after_writes",
+    "Reads of callers who wrote in the last READ_YOUR_WRITES_SECONDS, by the database that "
+    "ran them: replica (it had replayed their write) or primary (it had not, or cannot serve)",
+    ["database"],
+)
 SUBSCRIPTIONS = Gauge(
     "service_graphql_subscriptions",
     "Live subscriptions open, over WebSocket or as event streams (summed over worker processes)",

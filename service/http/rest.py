@@ -241,14 +241,16 @@ class RestEndpoints:
         except ClientDisconnect:
             return Reply(CLIENT_CLOSED, b"", JSON)
         try:
+            read_after = endpoint.read_after(state.pools, request.headers.get("cookie"))
             result, freshness = await endpoint.run_request(
-                state.pools, principal, prepared, variables, None
+                state.pools, principal, prepared, variables, None, read_after
             )
         except OperationFailed as failed:
             scope["graphql_outcome"] = failed.outcome
             return failed.reply(JSON)
         scope["graphql_outcome"] = result.outcome
         reply = Reply(_status_of(result.body), result.body, JSON, freshness)
+        reply = endpoint.with_written(reply, result.written, request.scope)
         return await endpoint.finished(reply, state, request.headers.get("accept-encoding", ""))
 
     async def _variables(

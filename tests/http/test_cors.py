@@ -85,3 +85,15 @@ def test_origins_are_read_from_a_comma_separated_list_or_json(monkeypatch):
         assert Settings(_env_file=None).cors_origins == expected  # type: ignore[call-arg]
     monkeypatch.setenv("CORS_ORIGINS", "")
     assert Settings(_env_file=None).cors_origins == []  # type: ignore[call-arg]
+
+
+async def test_with_a_read_replica_a_frontend_may_send_the_read_after_cookie(
+    database: DatabaseURL,
+):
+    # The read-your-writes cookie (README "Read replicas") reaches the service from another
+    # origin only as a credentialed request, which the browser makes only when allowed.
+    read_url = database.sqlalchemy  # the primary itself: what matters here is the setting
+    async with RunningService(database, cors_origins=[APP], database_read_url=read_url) as http:
+        preflight = await http.options("/graphql", headers=PREFLIGHT)
+        assert preflight.headers["access-control-allow-origin"] == APP
+        assert preflight.headers["access-control-allow-credentials"] == "true"

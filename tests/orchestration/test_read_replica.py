@@ -10,6 +10,8 @@ the replica does not see it, until the replay goes on.
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -78,6 +80,19 @@ def _replicated(cluster: Cluster, sql: str) -> bool:
     return bool(asyncio.run(fetch_sql(cluster.standby_url, sql)))
 
 
+def _add_alice(cluster: Cluster) -> None:
+    asyncio.run(
+        execute_sql(
+            cluster.primary_url,
+            f"INSERT INTO auth.users (id, email) VALUES ('{ALICE}', 'alice@example.com')",
+        )
+    )
+    _until(
+        lambda: _replicated(cluster, f"SELECT FROM auth.users WHERE id = '{ALICE}'"),
+        "replicated",
+    )
+
+
 def test_reads_run_on_the_replica_and_writes_on_the_primary(cluster: Cluster):
     env = {
         "DATABASE_URL": cluster.primary_url.sqlalchemy,
@@ -86,16 +101,7 @@ def test_reads_run_on_the_replica_and_writes_on_the_primary(cluster: Cluster):
     with ServiceProcess(**env) as service:
         service.wait_ready()  # migrated on the primary
         _until(lambda: _ready(service).get("readReplica") == "ok", "the replica in use")
-        asyncio.run(
-            execute_sql(
-                cluster.primary_url,
-                f"INSERT INTO auth.users (id, email) VALUES ('{ALICE}', 'alice@example.com')",
-            )
-        )
-        _until(
-            lambda: _replicated(cluster, f"SELECT FROM auth.users WHERE id = '{ALICE}'"),
-            "replicated",
-        )
+        _add_alice(cluster)
         alice = {"Authorization": f"Bearer {token_for(ALICE)}"}
 
         _replay(cluster, paused=True)
@@ -195,6 +201,100 @@ def test_reads_go_to_the_primary_while_the_replica_is_away_and_back_after(cluste
         _until(lambda: service.post(count).json()["data"]["posts"]["totalCount"] == 2, "replayed")
         assert service.stop() == 0
     assert problems(service.output) == []
+
+
+def test_a_writer_reads_its_writes_from_the_primary_until_the_replica_has_them(cluster: Cluster):
+    env = {
+        "DATABASE_URL": cluster.primary_url.sqlalchemy,
+        "DATABASE_READ_URL": cluster.standby_url.sqlalchemy,
+    }
+    with ServiceProcess(**env) as service:
+        service.wait_ready()
+        _until(lambda: _ready(service).get("readReplica") == "ok", "the replica in use")
+        _add_alice(cluster)
+        alice = {"Authorization": f"Bearer {token_for(ALICE)}"}
+
+        _replay(cluster, paused=True)
+        # A client that keeps cookies, as browsers and HTTP clients' sessions do.
+        with httpx.Client(base_url=service.base, headers=alice, timeout=10) as writer:
+            created = writer.post(
+                "/graphql",
+                json={"query": CREATE, "variables": {"title": "Fresh", "published": True}},
+            )
+            post_id = created.json()["data"]["createPost"]["id"]
+            cookie = created.headers["set-cookie"]
+            assert re.fullmatch(
+                r"read_after=[0-9A-F]+/[0-9A-F]+; Max-Age=30; Path=/; HttpOnly; SameSite=Lax",
+                cookie,
+            ), cookie
+            read = {"query": READ, "variables": {"id": post_id}}
+
+            # The writer finds its post at once: the replica has not replayed it, so the
+            # read runs on the primary. Another client, or the same without the cookie, reads
+            # the replica and does not find it yet.
+            assert writer.post("/graphql", json=read).json() == {
+                "data": {"post": {"title": "Fresh"}}
+            }
+            assert service.post(READ, {"id": post_id}, headers=alice).json() == {
+                "data": {"post": None}
+            }
+            # Over GET too, and for the requests of a batch (whose mutation sets the cookie).
+            got = writer.get(
+                "/graphql", params={"query": READ, "variables": json.dumps({"id": post_id})}
+            )
+            assert got.json() == {"data": {"post": {"title": "Fresh"}}}
+            batch = [{"query": CREATE, "variables": {"title": "Batched", "published": True}}]
+            batched = httpx.post(service.base + "/graphql", json=batch, headers=alice)
+            assert batched.headers["set-cookie"].startswith("read_after=")
+            # A cookie that names no position is ignored: the read is the replica's.
+            odd = httpx.post(
+                service.base + "/graphql",
+                json=read,
+                headers={**alice, "Cookie": "read_after=yesterday"},
+            )
+            assert odd.status_code == 200 and odd.json() == {"data": {"post": None}}
+
+            _replay(cluster, paused=False)
+            _until(
+                lambda: _replicated(cluster, "SELECT FROM posts WHERE title = 'Batched'"),
+                "replicated",
+            )
+            # Once the replica has replayed the write, the writer's reads are the replica's
+            # again: paused anew, it misses a change made on the primary since.
+            _replay(cluster, paused=True)
+            asyncio.run(
+                execute_sql(
+                    cluster.primary_url,
+                    f"UPDATE posts SET title = 'Changed' WHERE id = '{post_id}'",
+                )
+            )
+            assert writer.post("/graphql", json=read).json() == {
+                "data": {"post": {"title": "Fresh"}}
+            }
+            _replay(cluster, paused=False)
+
+        metrics = service.get("/metrics").text
+        assert 'service_db_reads_after_writes_total{database="primary"} 2.0' in metrics
+        assert 'service_db_reads_after_writes_total{database="replica"} 1.0' in metrics
+        assert service.stop() == 0
+    assert problems(service.output) == []
+
+    # READ_YOUR_WRITES_SECONDS=0: no cookie, and every read is the replica's.
+    with ServiceProcess(**env, READ_YOUR_WRITES_SECONDS="0") as service:
+        service.wait_ready()
+        _until(lambda: _ready(service).get("readReplica") == "ok", "the replica in use")
+        _replay(cluster, paused=True)
+        created = service.post(CREATE, {"title": "Unseen", "published": True}, headers=alice)
+        assert "set-cookie" not in created.headers
+        post_id = created.json()["data"]["createPost"]["id"]
+        # the replica's answer even with a cookie of a position it has not replayed
+        assert httpx.post(
+            service.base + "/graphql",
+            json={"query": READ, "variables": {"id": post_id}},
+            headers={**alice, "Cookie": "read_after=FFFFFFFF/0"},
+        ).json() == {"data": {"post": None}}
+        _replay(cluster, paused=False)
+        assert service.stop() == 0
 
 
 def test_until_the_replica_has_replayed_the_migrations_reads_go_to_the_primary(
