@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import shutil
@@ -11,6 +12,7 @@ import signal
 import sys
 import tempfile
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -68,6 +70,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     retry.add_argument("ids", nargs="*", type=int, metavar="ID", help="given-up events' ids")
     retry.add_argument("--trigger", help="the given-up events of this trigger")
     retry.add_argument("--all", action="store_true", help="every given-up event")
+    one_off = event_commands.add_parser(
+        "schedule", help="ask for one event of a trigger at a time (a one-off event)"
+    )
+    one_off.add_argument("trigger", help="a webhook's name in EVENT_WEBHOOKS")
+    one_off.add_argument(
+        "--at",
+        type=_moment,
+        required=True,
+        help="when: ISO 8601 with an offset (2026-12-24T09:00:00+01:00, ...Z) or `now`",
+    )
+    one_off.add_argument("--payload", type=_json_text, help="JSON the webhook receives")
+    cancel = event_commands.add_parser("cancel", help="take back a one-off event not yet sent")
+    cancel.add_argument("id", type=int, metavar="ID", help="the event's id")
 
     args = parser.parse_args(argv)
     if args.command == "events" and args.events_command == "retry":
@@ -84,6 +99,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         print(f"service: invalid settings: {problems}", file=sys.stderr)
         sys.exit(2)
+    scheduling = args.command == "events" and args.events_command == "schedule"
+    if scheduling and args.trigger not in settings.event_webhooks:
+        one_off.error(f"EVENT_WEBHOOKS has no webhook named {args.trigger!r}")
 
     from service.logs import setup_logging
 
@@ -266,7 +284,7 @@ def _events(settings: Settings, args: argparse.Namespace) -> None:
     """`service events`: the event log's counts and given-up events, or `retry` them."""
     import asyncpg
 
-    from service.db.event_log import read_log, send_again
+    from service.db.event_log import cancel, read_log, schedule, send_again
     from service.db.url import resolve_database
 
     timeout = settings.db_connect_timeout
@@ -278,13 +296,26 @@ def _events(settings: Settings, args: argparse.Namespace) -> None:
                 ids = args.ids or None
                 again = asyncio.run(send_again(url, ids=ids, trigger=args.trigger, timeout=timeout))
                 _print_sent_again(again, ids)
+            elif args.events_command == "schedule":
+                at, trigger = args.at, args.trigger
+                event_id = asyncio.run(
+                    schedule(url, trigger=trigger, at=at, payload=args.payload, timeout=timeout)
+                )
+                print(f"event {event_id} of {trigger} scheduled for {at.isoformat()}")
+            elif args.events_command == "cancel":
+                if not asyncio.run(cancel(url, event_id=args.id, timeout=timeout)):
+                    print(f"no one-off event {args.id} waits to be sent", file=sys.stderr)
+                    sys.exit(1)
+                print(f"event {args.id} cancelled")
             else:
                 counts, given_up = asyncio.run(
                     read_log(url, trigger=args.trigger, limit=args.limit, timeout=timeout)
                 )
                 _print_log(counts, given_up)
-        except asyncpg.UndefinedTableError:
-            raise StartupError("the database has no event log yet: run `service migrate`") from None
+        except (asyncpg.UndefinedTableError, asyncpg.UndefinedFunctionError):
+            raise StartupError(
+                "the database has no event log (or not this release's): run `service migrate`"
+            ) from None
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             raise StartupError(f"cannot read the event log at {url.safe()}: {error}") from None
 
@@ -313,6 +344,28 @@ def _print_sent_again(again: list[int], named: list[int] | None) -> None:
     if missing:
         print(f"not given up (or not in the log): {', '.join(map(str, missing))}", file=sys.stderr)
         sys.exit(1)
+
+
+def _moment(text: str) -> datetime:
+    """`--at`: a time with its offset (a time without one would depend on this machine's
+    zone), or `now`."""
+    if text.strip().lower() == "now":
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no offset: add Z or +01:00, say")
+    return moment
+
+
+def _json_text(text: str) -> str:
+    try:
+        json.loads(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not JSON: {error}") from None
+    return text
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:

@@ -56,7 +56,8 @@ FROM (
 ) AS due
 WHERE e.id = due.id
 RETURNING e.id, e.trigger_name, e.table_schema, e.table_name, e.operation,
-    e.old::text, e.new::text, e.claims::text, e.created_at, e.tries, e.scheduled_for
+    e.old::text, e.new::text, e.claims::text, e.created_at, e.tries, e.scheduled_for,
+    e.one_off_at, e.payload::text
 """
 # Delivered events go after EVENT_RETENTION_DAYS; those given up stay, to be looked at and
 # sent again (`service events`, db/event_log.py).
@@ -180,7 +181,24 @@ class EventDeliverer:
 
 def _payload(event: asyncpg.Record) -> bytes:
     """What a webhook receives: the change, who made it, and which try this is; for a
-    schedule's event (schedules.py), the time it is for."""
+    schedule's event (schedules.py), the time it is for; for a one-off event
+    (events.schedule_event, migration 0010), that time, its payload and who asked."""
+
+    def json_or_none(text: str | None) -> Any:
+        return None if text is None else orjson.Fragment(text)
+
+    if event["one_off_at"] is not None:
+        return orjson.dumps(
+            {
+                "id": event["id"],
+                "trigger": event["trigger_name"],
+                "scheduledFor": event["one_off_at"],
+                "payload": json_or_none(event["payload"]),
+                "claims": json_or_none(event["claims"]),
+                "createdAt": event["created_at"],
+                "try": event["tries"],
+            }
+        )
     if event["scheduled_for"] is not None:
         return orjson.dumps(
             {
@@ -191,10 +209,6 @@ def _payload(event: asyncpg.Record) -> bytes:
                 "try": event["tries"],
             }
         )
-
-    def json_or_none(text: str | None) -> Any:
-        return None if text is None else orjson.Fragment(text)
-
     return orjson.dumps(
         {
             "id": event["id"],

@@ -1,9 +1,11 @@
 """The event log as an operator sees it (`service events`): what waits and what was given up,
-and sending given-up events again (service/events.py delivers them)."""
+sending given-up events again, asking for a one-off event and taking it back
+(service/events.py delivers them)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
@@ -21,8 +23,8 @@ GROUP BY trigger_name
 ORDER BY trigger_name
 """
 _GIVEN_UP = """
-SELECT id, trigger_name, operation, table_schema, table_name, scheduled_for, tries,
-    last_error, given_up_at
+SELECT id, trigger_name, operation, table_schema, table_name, scheduled_for, one_off_at,
+    tries, last_error, given_up_at
 FROM events.event_log
 WHERE given_up_at IS NOT NULL AND ($1::text IS NULL OR trigger_name = $1)
 ORDER BY given_up_at DESC, id DESC
@@ -51,7 +53,9 @@ class TriggerCounts:
 class GivenUp:
     id: int
     trigger: str
-    change: str  # "INSERT public.comments", or "scheduled for 2026-12-08T03:00:00+00:00"
+    # "INSERT public.comments", "scheduled for 2026-12-08T03:00:00+00:00" (a cron schedule's)
+    # or "one-off for 2026-12-08T03:00:00+00:00"
+    change: str
     tries: int
     last_error: str | None
     given_up_at: str
@@ -85,6 +89,8 @@ async def read_log(
 
 
 def _change(event: asyncpg.Record) -> str:
+    if event["one_off_at"] is not None:
+        return f"one-off for {event['one_off_at'].isoformat()}"
     if event["scheduled_for"] is not None:
         return f"scheduled for {event['scheduled_for'].isoformat()}"
     return f"{event['operation']} {event['table_schema']}.{event['table_name']}"
@@ -103,3 +109,27 @@ async def send_again(
     finally:
         await connection.close()
     return sorted(again)
+
+
+async def schedule(
+    url: DatabaseURL, *, trigger: str, at: datetime, payload: str | None, timeout: float
+) -> int:
+    """A one-off event of `trigger` at `at` carrying `payload` (JSON text); its id."""
+    connection = await _connect(url, timeout)
+    try:
+        event_id: int = await connection.fetchval(
+            "SELECT events.schedule_event($1, $2, $3::jsonb)", trigger, at, payload
+        )
+    finally:
+        await connection.close()
+    return event_id
+
+
+async def cancel(url: DatabaseURL, *, event_id: int, timeout: float) -> bool:
+    """Whether the one-off event `event_id` was waiting, and now is no more."""
+    connection = await _connect(url, timeout)
+    try:
+        cancelled: bool = await connection.fetchval("SELECT events.cancel_event($1)", event_id)
+    finally:
+        await connection.close()
+    return cancelled
