@@ -80,6 +80,9 @@ export function explainingFetcher(fetcher) {
   };
 }
 
+// with a read replica, where each statement ran
+const DATABASES = { primary: 'primary', replica: 'read replica' };
+
 function ExplainPanel() {
   const last = useSyncExternalStore(subscribe, () => state.last);
   const [mode, setMode] = useState(state.mode);
@@ -122,7 +125,10 @@ function ExplainPanel() {
       ) : (
         last.statements.map((statement, i) => (
           <div key={i} className="service-explain-statement">
-            <h3>Statement {last.statements.length > 1 ? i + 1 : ''}</h3>
+            <h3>
+              Statement {last.statements.length > 1 ? i + 1 : ''}
+              {statement.database && ` (on the ${DATABASES[statement.database]})`}
+            </h3>
             <pre className="service-explain-sql">{statement.sql}</pre>
             <h3>Plan</h3>
             <pre className="service-explain-plan">{statement.plan}</pre>

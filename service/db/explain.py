@@ -41,12 +41,14 @@ class Explanations:
         self.found: list[dict[str, str]] = []
 
     def watching(
-        self, work: Callable[[asyncpg.Connection], Awaitable[T]]
+        self, work: Callable[[asyncpg.Connection], Awaitable[T]], database: str | None = None
     ) -> Callable[[asyncpg.Connection], Awaitable[T]]:
-        """`work` as it is, on a connection that explains each statement after running it."""
+        """`work` as it is, on a connection that explains each statement after running it;
+        `database`: which one that connection is ("primary", "replica"), said with each
+        statement when the service has a read replica."""
 
         async def explained(connection: asyncpg.Connection) -> T:
-            return await work(_Explaining(connection, self))  # type: ignore[arg-type]
+            return await work(_Explaining(connection, self, database))  # type: ignore[arg-type]
 
         return explained
 
@@ -57,18 +59,28 @@ class Explanations:
         return orjson.dumps(response)
 
     async def explain(
-        self, connection: asyncpg.Connection, sql: str, args: tuple[Any, ...]
+        self,
+        connection: asyncpg.Connection,
+        sql: str,
+        args: tuple[Any, ...],
+        database: str | None = None,
     ) -> None:
         rows = await connection.fetch(self.prefix + sql, *args)
-        self.found.append({"sql": sql, "plan": "\n".join(row[0] for row in rows)})
+        found = {"sql": sql, "plan": "\n".join(row[0] for row in rows)}
+        if database is not None:
+            found["database"] = database
+        self.found.append(found)
 
 
 class _Explaining:
     """The few asyncpg calls the executor makes, each followed by its EXPLAIN."""
 
-    def __init__(self, connection: asyncpg.Connection, explanations: Explanations) -> None:
+    def __init__(
+        self, connection: asyncpg.Connection, explanations: Explanations, database: str | None
+    ) -> None:
         self._connection = connection
         self._explanations = explanations
+        self._database = database
 
     def __getattr__(self, name: str) -> Any:
         # anything else the work may call runs as it is, unexplained
@@ -85,5 +97,5 @@ class _Explaining:
 
     async def _explained(self, call: Any, sql: str, args: tuple[Any, ...]) -> Any:
         result = await call(sql, *args)
-        await self._explanations.explain(self._connection, sql, args)
+        await self._explanations.explain(self._connection, sql, args, self._database)
         return result

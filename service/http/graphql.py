@@ -433,19 +433,27 @@ class GraphQLEndpoint:
 
         async def run_in_transaction(work: Any, *, atomic: bool) -> Any:
             nonlocal pool
-            if explanations is not None:
-                work = explanations.watching(work)
+
+            def on(target: asyncpg.Pool) -> Any:
+                """`work` as it runs on `target`: explained, when asked, as run there."""
+                if explanations is None:
+                    return work
+                database = None
+                if pools.replica is not None:
+                    database = "replica" if target is pools.replica else "primary"
+                return explanations.watching(work, database)
+
             with tracing.statement() if tracing is not None else _NO_SPAN:
                 try:
                     if read_after is not None and pool is pools.replica:
-                        checked = once_replayed(read_after, work)
+                        checked = once_replayed(read_after, on(pool))
                         result = await self.caller_context.run(
                             pool, principal, checked, atomic=atomic
                         )
                         if result is not BEHIND:
                             return result
                         pool = pools.primary  # for this operation's later statements too
-                    return await self.caller_context.run(pool, principal, work, atomic=atomic)
+                    return await self.caller_context.run(pool, principal, on(pool), atomic=atomic)
                 except (OSError, asyncpg.InternalClientError, ConnectionSetupFailed):
                     if pool is pools.primary:
                         raise
@@ -453,7 +461,7 @@ class GraphQLEndpoint:
                     # while, this one first (a read is safe to run again)
                     pools.replica_failed("read replica not reachable")
                     pool = pools.primary
-                    return await self.caller_context.run(pool, principal, work, atomic=atomic)
+                    return await self.caller_context.run(pool, principal, on(pool), atomic=atomic)
 
         with span as current:
             try:

@@ -238,6 +238,13 @@ def test_a_writer_reads_its_writes_from_the_primary_until_the_replica_has_them(c
             assert service.post(READ, {"id": post_id}, headers=alice).json() == {
                 "data": {"post": None}
             }
+            # X-Explain says where each statement ran (GraphiQL's SQL panel shows it).
+            explained = writer.post("/graphql", json=read, headers={"X-Explain": "on"}).json()
+            assert [s["database"] for s in explained["extensions"]["explain"]] == ["primary"]
+            elsewhere = httpx.post(
+                service.base + "/graphql", json=read, headers={**alice, "X-Explain": "on"}
+            ).json()
+            assert [s["database"] for s in elsewhere["extensions"]["explain"]] == ["replica"]
             # Over GET too, and for the requests of a batch (whose mutation sets the cookie).
             got = writer.get(
                 "/graphql", params={"query": READ, "variables": json.dumps({"id": post_id})}
@@ -274,7 +281,7 @@ def test_a_writer_reads_its_writes_from_the_primary_until_the_replica_has_them(c
             _replay(cluster, paused=False)
 
         metrics = service.get("/metrics").text
-        assert 'service_db_reads_after_writes_total{database="primary"} 2.0' in metrics
+        assert 'service_db_reads_after_writes_total{database="primary"} 3.0' in metrics
         assert 'service_db_reads_after_writes_total{database="replica"} 1.0' in metrics
         assert service.stop() == 0
     assert problems(service.output) == []
