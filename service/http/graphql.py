@@ -494,7 +494,8 @@ class GraphQLEndpoint:
             result = replace(result, body=explanations.added_to(result.body))
         if read_after is not None and not prepared.is_mutation:
             READS_AFTER_WRITES.labels("replica" if pool is pools.replica else "primary").inc()
-        if prepared.is_mutation and not live and self._replica_may_lag(pools):
+        wrote = prepared.is_mutation and result.outcome != "request_error"  # else nothing ran
+        if wrote and not live and self._replica_may_lag(pools):
             result = replace(result, written=await self._written_up_to(pools, principal))
         return result
 

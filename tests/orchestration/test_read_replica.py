@@ -228,6 +228,13 @@ def test_a_writer_reads_its_writes_from_the_primary_until_the_replica_has_them(c
                 cookie,
             ), cookie
             read = {"query": READ, "variables": {"id": post_id}}
+            # a mutation refused before it ran (its variables) wrote nothing: no cookie
+            refused = writer.post(
+                "/graphql",
+                json={"query": CREATE, "variables": {"title": "Fresh", "published": "yes"}},
+            )
+            assert refused.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+            assert "set-cookie" not in refused.headers
 
             # The writer finds its post at once: the replica has not replayed it, so the
             # read runs on the primary. Another client, or the same without the cookie, reads
