@@ -42,6 +42,7 @@ from service.http.metrics import (
     POOL_CONNECTIONS,
     POOL_MAX,
     READ_POOL_CONNECTIONS,
+    READ_REPLICA_LAG,
     READ_REPLICA_USED,
     SCHEMA_NEWER,
     mark_this_process_dead,
@@ -381,6 +382,8 @@ def _refresh_pool_metrics(app: Starlette) -> None:
         READ_POOL_CONNECTIONS.labels("in_use").set(in_use)
         READ_POOL_CONNECTIONS.labels("idle").set(idle)
         READ_REPLICA_USED.set(0 if pools.replica_problem else 1)
+        if pools.replica_lag is not None:
+            READ_REPLICA_LAG.set(pools.replica_lag)
 
 
 async def _refresh_periodically(app: Starlette) -> None:

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # With a read replica: for this long after a mutation, the caller's reads run on the
     # replica only once it has replayed the mutation (a cookie carries how far); 0: never.
     read_your_writes_seconds: int = Field(30, ge=0)
+    # A read replica further behind its primary than this serves no reads until it catches
+    # up (they go to the primary); 0: no limit.
+    read_replica_max_lag_seconds: float = Field(0.0, ge=0)
 
     # Shutdown on SIGTERM: /readyz turns 503 at once; the listener stays open for
     # `shutdown_drain_seconds` (load balancers notice), then in-flight requests get up to

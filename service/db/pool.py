@@ -12,6 +12,7 @@ import asyncpg
 from service.db.context import ServiceConnection, start_as_anonymous
 from service.db.probe import probe
 from service.db.url import DatabaseURL
+from service.db.wal import ReplayAge
 from service.settings import Settings
 
 log = logging.getLogger("service.db")
@@ -93,9 +94,19 @@ class Pools:
     (unreachable, refusing connections, behind this code's migrations) sends reads to the
     primary until it can again: a replica's outage slows reads down, it does not stop them."""
 
-    def __init__(self, primary: asyncpg.Pool, replica: asyncpg.Pool | None = None) -> None:
+    def __init__(
+        self,
+        primary: asyncpg.Pool,
+        replica: asyncpg.Pool | None = None,
+        *,
+        max_lag_seconds: float = 0.0,
+    ) -> None:
         self.primary = primary
         self.replica = replica
+        # READ_REPLICA_MAX_LAG_SECONDS (0: none): further behind, reads go to the primary
+        self.max_lag_seconds = max_lag_seconds
+        self.replica_lag: float | None = None  # seconds behind the primary, when known
+        self._replay_age = ReplayAge()
         # Why reads go to the primary now; until the watcher's first check, they do.
         self.replica_problem = "read replica not checked yet" if replica is not None else None
         self._replica_back_at = math.inf  # monotonic time from which the replica is tried again
@@ -123,15 +134,37 @@ class Pools:
         self._replica_back_at = 0.0
 
     async def watch_replica(self) -> None:
-        """Until cancelled, check every few seconds that the replica can serve."""
+        """Until cancelled, check every few seconds that the replica can serve and how far
+        behind the primary it is."""
         assert self.replica is not None
         while True:
-            found = await probe(self.replica, "read replica")
-            if found.problem is None:
+            problem = (await probe(self.replica, "read replica")).problem
+            if problem is None:
+                problem = await self._check_lag()
+            if problem is None:
                 self.replica_works()
             else:
-                self.replica_failed(found.problem)
+                self.replica_failed(problem)
             await asyncio.sleep(_REPLICA_CHECK_SECONDS)
+
+    async def _check_lag(self) -> str | None:
+        """The problem when the replica is further behind than allowed; notes its lag."""
+        assert self.replica is not None
+        try:
+            async with asyncio.timeout(_REPLICA_CHECK_SECONDS):
+                # the primary's position first: a replica caught up has replayed it
+                position = await self.primary.fetchval("SELECT pg_current_wal_insert_lsn()")
+                self._replay_age.note(time.monotonic(), position)
+                replayed = await self.replica.fetchval("SELECT pg_last_wal_replay_lsn()")
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
+            return None  # not known now (the replica's own trouble shows in its probe)
+        if replayed is None:  # not a standby: nothing to measure
+            self.replica_lag = None
+            return None
+        self.replica_lag = lag = self._replay_age.behind(time.monotonic(), replayed)
+        if self.max_lag_seconds and lag > self.max_lag_seconds:
+            return f"read replica {lag:.0f} s behind the primary"
+        return None
 
     async def close(self) -> None:
         await close_pool(self.primary)
@@ -146,7 +179,7 @@ async def create_pools(url: DatabaseURL, settings: Settings) -> Pools:
     if not settings.database_read_url:
         return Pools(primary)
     replica = await create_pool(DatabaseURL.parse(settings.database_read_url), settings)
-    return Pools(primary, replica)
+    return Pools(primary, replica, max_lag_seconds=settings.read_replica_max_lag_seconds)
 
 
 def pool_usage(pool: asyncpg.Pool) -> tuple[int, int]:

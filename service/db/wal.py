@@ -9,6 +9,7 @@ on the replica once the replica has replayed that far, and on the primary until 
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -67,3 +68,30 @@ def once_replayed(
         return await work(connection)
 
     return after_replay
+
+
+class ReplayAge:
+    """How far behind its primary a replica is, in seconds, from WAL positions alone.
+
+    The watcher notes the primary's position at each check; a replica that has replayed a
+    position noted at time t has everything the primary had then. Its age is taken as how long
+    ago the first noted position it has not replayed was written down: at least that old,
+    never more than one check's interval older. An idle primary writes nothing new, so its
+    replica is 0 s behind however long ago the last write was (unlike
+    pg_last_xact_replay_timestamp())."""
+
+    _KEEP = 3600  # noted positions at most (two hours at one check in two seconds)
+
+    def __init__(self) -> None:
+        self._noted: deque[tuple[float, int]] = deque(maxlen=self._KEEP)
+
+    def note(self, when: float, position: int) -> None:
+        self._noted.append((when, position))
+
+    def behind(self, when: float, replayed: int) -> float:
+        """Seconds behind at `when`, given the position the replica has replayed."""
+        while self._noted and self._noted[0][1] <= replayed:
+            self._noted.popleft()  # replayed: no longer needed
+        if not self._noted:
+            return 0.0
+        return max(0.0, when - self._noted[0][0])

@@ -39,7 +39,11 @@ async def readyz(request: Request) -> Response:
         response = _json(503, status="unavailable", reason=found.problem)
     else:
         # Ready without the replica too: its reads then go to the primary (pool.py)
-        replica = {} if pools.replica is None else {"readReplica": pools.replica_problem or "ok"}
+        replica: dict[str, object] = {}
+        if pools.replica is not None:
+            replica["readReplica"] = pools.replica_problem or "ok"
+            if pools.replica_lag is not None:
+                replica["readReplicaLagSeconds"] = round(pools.replica_lag, 1)
         response = _json(200, status="ok", schema=found.schema, revision=found.revision, **replica)
     state.readiness_cache = (now, response)
     return response

@@ -63,6 +63,11 @@ READ_REPLICA_USED = Gauge(
     "1 while reads go to the read replica, 0 while it cannot serve and they go to the primary",
     multiprocess_mode="livemin",
 )
+READ_REPLICA_LAG = Gauge(
+    "service_db_read_replica_lag_seconds",
+    "How far behind its primary the read replica is (measured every 2 s, to within 2 s)",
+    multiprocess_mode="livemax",
+)
 READS_AFTER_WRITES = Counter(
     "service_db_reads_after_writes",
     "Reads of callers who wrote in the last READ_YOUR_WRITES_SECONDS, by the database that "

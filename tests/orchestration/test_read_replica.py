@@ -311,6 +311,50 @@ def test_a_writer_reads_its_writes_from_the_primary_until_the_replica_has_them(c
         assert service.stop() == 0
 
 
+def test_a_replica_further_behind_than_allowed_serves_no_reads_until_it_catches_up(
+    cluster: Cluster,
+):
+    env = {
+        "DATABASE_URL": cluster.primary_url.sqlalchemy,
+        "DATABASE_READ_URL": cluster.standby_url.sqlalchemy,
+        "READ_REPLICA_MAX_LAG_SECONDS": "3",
+    }
+    count = "{ posts { totalCount } }"
+    with ServiceProcess(**env) as service:
+        service.wait_ready()
+        _until(lambda: _ready(service).get("readReplica") == "ok", "the replica in use")
+        _add_alice(cluster)
+        time.sleep(2.5)  # a check or more since: the replica has replayed everything
+        assert _ready(service)["readReplicaLagSeconds"] < 1  # idle, caught up
+        assert "service_db_read_replica_lag_seconds" in service.get("/metrics").text
+
+        _replay(cluster, paused=True)
+        asyncio.run(
+            execute_sql(
+                cluster.primary_url,
+                "INSERT INTO posts (title, content, published, author_id) "
+                f"VALUES ('Late', '', true, '{ALICE}')",
+            )
+        )
+        # Behind, but within the limit: reads are still the replica's.
+        assert service.post(count).json() == {"data": {"posts": {"totalCount": 0}}}
+        _until(
+            lambda: _ready(service)["readReplica"].endswith("s behind the primary"),
+            "the replica too far behind",
+        )
+        ready = _ready(service)
+        assert ready["readReplicaLagSeconds"] > 3, ready
+        # Too far behind: reads go to the primary, which has the post.
+        assert service.post(count).json() == {"data": {"posts": {"totalCount": 1}}}
+        assert "service_db_read_replica_used 0.0" in service.get("/metrics").text
+
+        _replay(cluster, paused=False)
+        _until(lambda: _ready(service).get("readReplica") == "ok", "caught up")
+        assert _ready(service)["readReplicaLagSeconds"] < 3
+        assert service.stop() == 0
+    assert problems(service.output) == []
+
+
 def test_until_the_replica_has_replayed_the_migrations_reads_go_to_the_primary(
     cluster: Cluster,
 ):
