@@ -205,6 +205,7 @@ def _payload(event: asyncpg.Record) -> bytes:
                 "id": event["id"],
                 "trigger": event["trigger_name"],
                 "scheduledFor": event["scheduled_for"],
+                "payload": json_or_none(event["payload"]),  # the schedule's, if it has one
                 "createdAt": event["created_at"],
                 "try": event["tries"],
             }

@@ -11,6 +11,7 @@ when it is at most EVENT_SCHEDULE_GRACE_SECONDS old; older ones are skipped, not
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,7 @@ from cronsim import CronSim, CronSimError
 from service.db.background import keep_connected
 from service.db.event_log import CHANNEL
 from service.db.url import DatabaseURL
+from service.settings import CronSchedule
 
 log = logging.getLogger("service.events")
 
@@ -40,8 +42,8 @@ _MAX_SLEEP = 30.0
 
 # Written by whichever process comes first; the others' rows conflict and are dropped.
 _WRITE = """
-INSERT INTO events.event_log (trigger_name, scheduled_for)
-SELECT $1, unnest($2::timestamptz[])
+INSERT INTO events.event_log (trigger_name, scheduled_for, payload)
+SELECT $1, unnest($2::timestamptz[]), $3::jsonb
 ON CONFLICT (trigger_name, scheduled_for) WHERE scheduled_for IS NOT NULL DO NOTHING
 RETURNING id
 """
@@ -67,9 +69,18 @@ def times_between(expression: str, after: datetime, until: datetime) -> Iterator
 
 
 class EventScheduler:
-    def __init__(self, url: DatabaseURL, schedules: dict[str, str], grace_seconds: float) -> None:
+    def __init__(
+        self, url: DatabaseURL, schedules: dict[str, str | CronSchedule], grace_seconds: float
+    ) -> None:
         self.url = url
-        self.schedules = {name: cron_expression(text) for name, text in schedules.items()}
+        self.schedules: dict[str, str] = {}  # name -> cron expression
+        self.payloads: dict[str, str | None] = {}  # name -> JSON its events carry
+        for name, schedule in schedules.items():
+            if isinstance(schedule, str):
+                schedule = CronSchedule(cron=schedule)
+            self.schedules[name] = cron_expression(schedule.cron)
+            payload = schedule.payload
+            self.payloads[name] = None if payload is None else json.dumps(payload)
         self.grace = timedelta(seconds=grace_seconds)
         # times up to this one are written (by this process or another), or skipped
         self.written_until = datetime.now(UTC) - self.grace
@@ -88,7 +99,8 @@ class EventScheduler:
             since = self.written_until
             for name, expression in self.schedules.items():
                 times = list(times_between(expression, since, now))
-                if times and await connection.fetch(_WRITE, name, times):
+                payload = self.payloads[name]
+                if times and await connection.fetch(_WRITE, name, times, payload):
                     await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, name)
             self.written_until = now
             await asyncio.sleep(self._until_next(now))

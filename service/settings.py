@@ -8,7 +8,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The development secret. Tokens signed with it are worthless outside a developer's machine,
@@ -25,6 +33,15 @@ class Environment(StrEnum):
 class LogFormat(StrEnum):
     text = "text"
     json = "json"
+
+
+class CronSchedule(BaseModel):
+    """An EVENT_SCHEDULES entry whose events carry a payload, as Hasura's cron triggers':
+    {"cron": "0 3 * * *", "payload": {"digest": "daily"}}."""
+
+    model_config = ConfigDict(extra="forbid")
+    cron: str
+    payload: JsonValue = None
 
 
 class Settings(BaseSettings):
@@ -118,7 +135,8 @@ class Settings(BaseSettings):
     # Scheduled events (service/schedules.py): {"name": "cron schedule"} (UTC), each sent to
     # EVENT_WEBHOOKS' webhook of the same name; a time missed while no process ran is still
     # sent when at most `grace` seconds old.
-    event_schedules: dict[str, str] = {}
+    # name -> a cron schedule, or {"cron": ..., "payload": <JSON each event carries>}
+    event_schedules: dict[str, str | CronSchedule] = {}
     event_schedule_grace_seconds: float = Field(60.0, ge=0)
     event_webhook_secret: SecretStr | None = None
     event_max_tries: int = Field(8, ge=1)
@@ -197,12 +215,14 @@ class Settings(BaseSettings):
 
     @field_validator("event_schedules")
     @classmethod
-    def _schedules_are_cron(cls, value: dict[str, str]) -> dict[str, str]:
+    def _schedules_are_cron(
+        cls, value: dict[str, str | CronSchedule]
+    ) -> dict[str, str | CronSchedule]:
         from service.schedules import cron_expression
 
-        for name, text in value.items():
+        for name, schedule in value.items():
             try:
-                cron_expression(text)
+                cron_expression(schedule if isinstance(schedule, str) else schedule.cron)
             except ValueError as error:
                 raise ValueError(f"the schedule of {name!r}: {error}") from None
         return value

@@ -42,7 +42,8 @@ async def test_each_time_reaches_the_webhook_once_however_many_replicas_write_it
     settings = {
         "event_webhooks": {"tick": webhook.url},
         "event_webhook_secret": SECRET,
-        "event_schedules": {"tick": "* * * * * *"},  # every second
+        # every second, each event with the schedule's payload
+        "event_schedules": {"tick": {"cron": "* * * * * *", "payload": {"digest": "hourly"}}},
         "event_schedule_grace_seconds": 0,  # none of the seconds before the start
     }
     async with RunningService(seeded, **settings), RunningService(seeded, **settings):
@@ -55,8 +56,9 @@ async def test_each_time_reaches_the_webhook_once_however_many_replicas_write_it
     assert sorted(times) == [times[0] + timedelta(seconds=i) for i in range(len(times))]
     assert {time.microsecond for time in times} == {0}
     first = events[0]
-    assert set(first) == {"id", "trigger", "scheduledFor", "createdAt", "try"}
+    assert set(first) == {"id", "trigger", "scheduledFor", "payload", "createdAt", "try"}
     assert (first["trigger"], first["try"]) == ("tick", 1)
+    assert all(event["payload"] == {"digest": "hourly"} for event in events)
     headers, body = webhook.received[0]
     signed = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
     assert headers["x-event-signature"] == f"sha256={signed}"
@@ -79,6 +81,7 @@ async def test_a_time_missed_while_no_process_ran_is_sent_late_within_the_grace_
         [late] = await webhook.wait_for(1)
         await asyncio.sleep(1)
     assert (late["trigger"], parsed(late["scheduledFor"])) == ("recent", recent)
+    assert late["payload"] is None  # a schedule given as its cron alone
     # a restart (a deploy) within the grace writes the time again, and the log keeps it once
     async with RunningService(seeded, **settings):
         await asyncio.sleep(1.5)
@@ -114,6 +117,8 @@ def test_a_schedule_that_is_not_cron_or_has_no_webhook_stops_the_service_at_star
         ('{"nightly": "0 61 * * *"}', hook, "the schedule of 'nightly': '0 61 * * *' is not"),
         ('{"nightly": "every night"}', hook, "is not a cron schedule"),
         ('{"nightly": "@daily"}', "{}", "EVENT_SCHEDULES names nightly without a webhook"),
+        ('{"nightly": {"cron": "0 61 * * *"}}', hook, "the schedule of 'nightly': '0 61 * * *'"),
+        ('{"nightly": {"schedule": "@daily"}}', hook, "EVENT_SCHEDULES.NIGHTLY"),
     ):
         result = run_service("schema", EVENT_SCHEDULES=schedules, EVENT_WEBHOOKS=webhooks)
         assert result.returncode == 2, result
