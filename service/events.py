@@ -180,46 +180,26 @@ class EventDeliverer:
 
 
 def _payload(event: asyncpg.Record) -> bytes:
-    """What a webhook receives: the change, who made it, and which try this is; for a
-    schedule's event (schedules.py), the time it is for; for a one-off event
-    (events.schedule_event, migration 0010), that time, its payload and who asked."""
+    """What a webhook receives: the change, who made it, and which try this is; for an event
+    of a time (a schedule's, schedules.py, or a one-off, migration 0010), that time and its
+    payload instead of the change, and for a one-off who asked."""
 
     def json_or_none(text: str | None) -> Any:
         return None if text is None else orjson.Fragment(text)
 
-    if event["one_off_at"] is not None:
-        return orjson.dumps(
-            {
-                "id": event["id"],
-                "trigger": event["trigger_name"],
-                "scheduledFor": event["one_off_at"],
-                "payload": json_or_none(event["payload"]),
-                "claims": json_or_none(event["claims"]),
-                "createdAt": event["created_at"],
-                "try": event["tries"],
-            }
+    body: dict[str, Any] = {"id": event["id"], "trigger": event["trigger_name"]}
+    scheduled_for = event["one_off_at"] or event["scheduled_for"]
+    if scheduled_for is not None:
+        body.update(scheduledFor=scheduled_for, payload=json_or_none(event["payload"]))
+        if event["one_off_at"] is not None:
+            body["claims"] = json_or_none(event["claims"])
+    else:
+        body.update(
+            table={"schema": event["table_schema"], "name": event["table_name"]},
+            operation=event["operation"],
+            old=json_or_none(event["old"]),
+            new=json_or_none(event["new"]),
+            claims=json_or_none(event["claims"]),
         )
-    if event["scheduled_for"] is not None:
-        return orjson.dumps(
-            {
-                "id": event["id"],
-                "trigger": event["trigger_name"],
-                "scheduledFor": event["scheduled_for"],
-                "payload": json_or_none(event["payload"]),  # the schedule's, if it has one
-                "createdAt": event["created_at"],
-                "try": event["tries"],
-            }
-        )
-    return orjson.dumps(
-        {
-            "id": event["id"],
-            "trigger": event["trigger_name"],
-            "table": {"schema": event["table_schema"], "name": event["table_name"]},
-            "operation": event["operation"],
-            "old": json_or_none(event["old"]),
-            "new": json_or_none(event["new"]),
-            "claims": json_or_none(event["claims"]),
-            "createdAt": event["created_at"],
-            "try": event["tries"],
-        }
-    )
+    body.update(createdAt=event["created_at"], **{"try": event["tries"]})
+    return orjson.dumps(body)
